@@ -1,0 +1,86 @@
+"""Settings from the environment (prefix ``USAGE_GATEWAY_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "USAGE_GATEWAY_"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message is one line that names the variable."""
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    database_url: str = "postgresql://localhost/usage_gateway"
+    redis_url: str | None = None
+    litellm_url: str | None = None
+    litellm_master_key: SecretStr | None = None
+    litellm_concurrency: PositiveInt = 8
+    litellm_page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
+    litellm_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    litellm_retries: Annotated[int, Field(ge=0, le=10)] = 4
+    today_ttl_seconds: PositiveInt = 300
+    close_after_hours: Annotated[float, Field(ge=0)] = 2.0
+    max_range_days: PositiveInt = 400
+    jwt_secret: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    export_dir: Path = Path("var/exports")
+    export_ttl_hours: PositiveInt = 24
+    graphiql: bool = False
+    introspection: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.CONSOLE
+    db_pool_size: PositiveInt = 10
+    migrate_on_start: bool = False
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url", "litellm_url", "jwt_jwks_url")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation failure into one clear line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings takes field values as kwargs
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {first['msg']}") from None

@@ -38,8 +38,7 @@ CREATE TABLE usage_days (
     fetched_at       timestamptz NOT NULL,
     verified         boolean NOT NULL,
     fact_count       integer NOT NULL,
-    litellm_calls    integer NOT NULL,
-    spend            double precision NOT NULL,
+    spend            numeric NOT NULL,
     api_requests     bigint NOT NULL,
     total_tokens     bigint NOT NULL
 );
@@ -54,7 +53,7 @@ CREATE TABLE usage_facts (
     model                        text NOT NULL,
     provider                     text NOT NULL,
     user_id                      text NOT NULL,
-    spend                        double precision NOT NULL,
+    spend                        numeric NOT NULL,  -- exact decimal of LiteLLM's double: sums are exact
     prompt_tokens                bigint NOT NULL,
     completion_tokens            bigint NOT NULL,
     cache_read_input_tokens      bigint NOT NULL,

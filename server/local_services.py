@@ -77,10 +77,18 @@ class LocalPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
                 self._command(
-                    str(self._bin / "initdb"), "-D", str(self.data_dir), "-U", "gateway",
-                    "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync",
+                    str(self._bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "gateway",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
                 ),
-                check=True, capture_output=True,
+                check=True,
+                capture_output=True,
             )
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='{self.base_dir}'"
@@ -89,10 +97,20 @@ class LocalPostgres:
         )
         subprocess.run(
             self._command(
-                str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.base_dir / "log"),
-                "-o", options, "-w", "-t", "60", "start",
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.base_dir / "log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
             ),
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         _wait_for_port(self.port, "PostgreSQL")
         return self
@@ -101,7 +119,8 @@ class LocalPostgres:
         with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
             subprocess.run(
                 self._command(str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop"),
-                check=True, capture_output=True,
+                check=True,
+                capture_output=True,
             )
         if self._owned_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
@@ -132,10 +151,22 @@ class LocalRedis:
     def start(self) -> LocalRedis:
         self._process = subprocess.Popen(
             [
-                self._binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self._dir), "--loglevel", "warning",
+                self._binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._dir),
+                "--loglevel",
+                "warning",
             ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         _wait_for_port(self.port, "Redis")
         return self

@@ -1,0 +1,56 @@
+"""Structured logs (json or console) that never carry a secret."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from server.config import LogFormat, Settings
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"']+")
+_SECRET_FIELDS = {"authorization", "master_key", "password", "jwt_secret", "token"}
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(event.items()):
+        if key.lower() in _SECRET_FIELDS:
+            event[key] = "***"
+        elif isinstance(value, str):
+            event[key] = _BEARER.sub(r"\1***", value)
+    return event
+
+
+def configure_logging(settings: Settings, *, secrets: tuple[str, ...] = ()) -> None:
+    known = tuple(s for s in secrets if s)
+
+    def scrub_known(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key, value in list(event.items()):
+            if isinstance(value, str) and any(secret in value for secret in known):
+                for secret in known:
+                    value = value.replace(secret, "***")
+                event[key] = value
+        return event
+
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format is LogFormat.JSON
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    level = logging.getLevelNamesMapping()[settings.log_level]
+    logging.basicConfig(level=level, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            scrub_known,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,67 @@
+"""Opens and closes what the gateway talks to: Postgres, Redis (optional), LiteLLM, the day cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from redis.asyncio import Redis
+
+from datasources.days import DayCache
+from datasources.db import Database
+from datasources.litellm import LiteLLMClient
+from migrations import apply_migrations
+from server.config import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    db: Database
+    redis: Redis | None
+    litellm: LiteLLMClient | None
+    days: DayCache
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Resources:
+        if settings.migrate_on_start:
+            apply_migrations(settings.database_url)
+        # Day fetches hold a connection for their lock (without Redis) and another to write the day.
+        pool_size = max(settings.db_pool_size, 2 * settings.litellm_concurrency + 4)
+        db = await Database.open(settings.database_url, max_size=pool_size)
+        redis: Redis | None = None
+        if settings.redis_url:
+            redis = Redis.from_url(settings.redis_url)
+        else:
+            log.warning("redis.absent", effect="Postgres advisory locks, no answer cache")
+        litellm: LiteLLMClient | None = None
+        if settings.litellm_url:
+            master_key = settings.litellm_master_key.get_secret_value() if settings.litellm_master_key else ""
+            litellm = LiteLLMClient(
+                settings.litellm_url,
+                master_key,
+                timeout_seconds=settings.litellm_timeout_seconds,
+                retries=settings.litellm_retries,
+                concurrency=settings.litellm_concurrency,
+                page_size=settings.litellm_page_size,
+            )
+        else:
+            log.warning("litellm.absent", effect="only days already stored are served")
+        days = DayCache(
+            db,
+            litellm,
+            redis,
+            today_ttl_seconds=settings.today_ttl_seconds,
+            close_after_hours=settings.close_after_hours,
+            concurrency=settings.litellm_concurrency,
+        )
+        return cls(settings, db, redis, litellm, days)
+
+    async def close(self) -> None:
+        if self.litellm is not None:
+            await self.litellm.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.db.close()

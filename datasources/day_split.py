@@ -4,9 +4,9 @@ LiteLLM's day rolls the same rows up three separate ways — by model, by provid
 each with a per-key breakdown, but never crossed (CONTRACT §2.6). For one key the cross is determined
 whenever at most one of the three has more than one value. Otherwise we narrow the day server-side:
 ``model=`` fixes the model (the filter is exact); if the key still spans several users *and* several
-providers, ``model=&user_id=`` fixes the user too. LiteLLM cannot filter on its ``Unassigned`` user
-(``user_id=`` empty means no filter), so that part is the model's remainder after the named users.
-Providers are never guessed from a model's name.
+providers, ``model=&user_id=`` fixes the user too (LiteLLM's ``Unassigned`` user is ``user_id=`` empty,
+which LiteLLM matches against the empty owner its writer records). Providers are never guessed from a
+model's name; a cell that cannot be pinned down shows up as a mismatch in the day's verification.
 """
 
 from __future__ import annotations
@@ -102,34 +102,22 @@ class DaySplitter:
             return facts
 
         user_days = await self._many(
-            DayQuery(model=model, user_id=user)
+            DayQuery(model=model, user_id=_user_filter(user))
             for key, model in by_user
             for user in _shape(model_days[DayQuery(model=model)], key).users
-            if user != UNASSIGNED
         )
         for key, model in by_user:
-            facts.extend(self._split_users(key, model, model_days[DayQuery(model=model)], user_days))
+            for user in _shape(model_days[DayQuery(model=model)], key).users:
+                narrowed = user_days[DayQuery(model=model, user_id=_user_filter(user))]
+                facts.extend(
+                    Fact(key, user, model, provider, metrics)
+                    for provider, metrics in _shape(narrowed, key).providers.items()
+                )
         return facts
 
-    @staticmethod
-    def _split_users(
-        key: str, model: str, model_day: DayActivity, user_days: dict[DayQuery, DayActivity]
-    ) -> list[Fact]:
-        facts: list[Fact] = []
-        remainder = dict(_shape(model_day, key).providers)
-        for user in _shape(model_day, key).users:
-            if user == UNASSIGNED:
-                continue
-            narrowed = user_days[DayQuery(model=model, user_id=user)]
-            for provider, metrics in _shape(narrowed, key).providers.items():
-                facts.append(Fact(key, user, model, provider, metrics))
-                remainder[provider] = remainder.get(provider, DayMetrics()) - metrics
-        facts.extend(
-            Fact(key, UNASSIGNED, model, provider, metrics)
-            for provider, metrics in remainder.items()
-            if not metrics.is_zero()
-        )
-        return facts
+
+def _user_filter(user: str) -> str:
+    return "" if user == UNASSIGNED else user
 
 
 def total(facts: Iterable[Fact]) -> DayMetrics:

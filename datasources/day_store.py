@@ -16,7 +16,8 @@ DayStatus = Literal["open", "closed"]
 
 _METRIC_COLUMNS = (
     "spend, prompt_tokens, completion_tokens, cache_read_input_tokens, cache_creation_input_tokens,"
-    " total_tokens, api_requests, successful_requests, failed_requests, total_response_time_ms, timed_requests"
+    " total_tokens, api_requests, successful_requests, failed_requests, total_response_time_ms,"
+    " timed_requests"
 )
 _FACT_COLUMNS = f"date, api_key, litellm_user_id, model, provider, user_id, {_METRIC_COLUMNS}"
 # The staged rows carry no user: attribution is the database's job (attributed_user, migration 0001).
@@ -110,22 +111,25 @@ class DayStore:
                 f"INSERT INTO usage_facts ({_FACT_COLUMNS}) SELECT {_ATTRIBUTED_SELECT} FROM staged_facts"
             )
             await cursor.executemany(
-                "INSERT INTO litellm_keys (api_key, key_alias, team_id, user_id, user_email, key_exists, last_seen)"
+                "INSERT INTO litellm_keys"
+                " (api_key, key_alias, team_id, user_id, user_email, key_exists, last_seen)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (api_key) DO UPDATE SET key_alias = EXCLUDED.key_alias,"
                 " team_id = EXCLUDED.team_id, user_id = EXCLUDED.user_id, user_email = EXCLUDED.user_email,"
                 " key_exists = EXCLUDED.key_exists, last_seen = EXCLUDED.last_seen"
                 " WHERE litellm_keys.last_seen <= EXCLUDED.last_seen",
+                # Sorted, so concurrent day writes lock shared key rows in one order and cannot deadlock.
                 [
                     (key, m.key_alias, m.team_id, m.user_id, m.user_email, m.key_exists, day)
-                    for key, m in keys.items()
+                    for key, m in sorted(keys.items())
                 ],
             )
             await conn.execute(
                 "INSERT INTO usage_days (date, status, fetched_at, verified, fact_count, spend, api_requests,"
                 " total_tokens) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (date) DO UPDATE SET status = EXCLUDED.status, fetched_at = EXCLUDED.fetched_at,"
-                " verified = EXCLUDED.verified, fact_count = EXCLUDED.fact_count, spend = EXCLUDED.spend,"
+                " ON CONFLICT (date) DO UPDATE SET status = EXCLUDED.status,"
+                " fetched_at = EXCLUDED.fetched_at, verified = EXCLUDED.verified,"
+                " fact_count = EXCLUDED.fact_count, spend = EXCLUDED.spend,"
                 " api_requests = EXCLUDED.api_requests, total_tokens = EXCLUDED.total_tokens",
                 (
                     day,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -32,7 +33,7 @@ class DayMetrics:
         return DayMetrics(*(getattr(self, n) - getattr(other, n) for n in DayMetrics.NAMES))
 
     @classmethod
-    def from_litellm(cls, metrics: dict[str, Any]) -> DayMetrics:
+    def from_litellm(cls, metrics: Mapping[str, Any]) -> DayMetrics:
         """LiteLLM's JSON holds the shortest repr of a double; its Decimal is exactly that text."""
         values = {n: metrics[n] for n in cls.NAMES}
         values["spend"] = Decimal(repr(float(values["spend"])))

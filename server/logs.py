@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -41,7 +42,7 @@ def configure_logging(settings: Settings, *, secrets: tuple[str, ...] = ()) -> N
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     level = logging.getLevelNamesMapping()[settings.log_level]
-    logging.basicConfig(level=level, format="%(message)s")
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -52,5 +53,6 @@ def configure_logging(settings: Settings, *, secrets: tuple[str, ...] = ()) -> N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )

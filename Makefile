@@ -14,6 +14,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/usage-gateway export-schema --check schema/schema.graphql
 	$(VENV)/bin/pytest -q
 
 setup: system-packages $(STAMP)

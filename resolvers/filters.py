@@ -1,0 +1,94 @@
+"""Validating a client's filter and turning it into the facts' :class:`FactFilter`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from datasources import directory
+from datasources.errors import BadUserInput, RangeTooLarge
+from datasources.facts import FactFilter
+from resolvers.context import Context, Limits
+from resolvers.scope import scoped_filter
+
+_TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class RequestedFilter:
+    """A ``UsageFilter`` as the client sent it: ``None`` means any, an empty list means none."""
+
+    date_from: date
+    date_to: date
+    user_ids: Sequence[str] | None = None
+    api_key_ids: Sequence[str] | None = None
+    models: Sequence[str] | None = None
+    providers: Sequence[str] | None = None
+
+
+def check_range(start: date, end: date, limits: Limits) -> None:
+    if end < start:
+        raise BadUserInput(f"`to` ({end.isoformat()}) is before `from` ({start.isoformat()})")
+    days = (end - start).days + 1
+    if days > limits.max_range_days:
+        raise RangeTooLarge(f"the range covers {days} days; at most {limits.max_range_days} are allowed")
+
+
+def check_first(first: int, limits: Limits) -> None:
+    if not 0 <= first <= limits.max_first:
+        raise BadUserInput(f"`first` must be between 0 and {limits.max_first}, got {first}")
+
+
+def is_key_bucket(value: str) -> bool:
+    """A LiteLLM key bucket named directly: a token hash, ``unattributed`` or ``raw:…``."""
+    return bool(_TOKEN_HASH.fullmatch(value)) or value == "unattributed" or value.startswith("raw:")
+
+
+def _values(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(sorted(set(values)))
+
+
+def _unknown(kind: str, ids: Sequence[str]) -> BadUserInput:
+    shown = ", ".join(sorted(ids)[:10]) + (" …" if len(ids) > 10 else "")
+    return BadUserInput(f"unknown {kind}: {shown}")
+
+
+async def _user_ids(ctx: Context, ids: tuple[str, ...] | None) -> None:
+    if not ids:
+        return
+    real = [user_id for user_id in ids if not directory.is_pseudo_user(user_id)]
+    unknown = set(real) - await directory.users_exist(ctx.db, real)
+    if unknown:
+        raise _unknown("userIds", sorted(unknown))
+
+
+async def _key_buckets(ctx: Context, ids: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """apiKeyIds as key buckets: a directory key's token hash, else the id if it names a bucket."""
+    if not ids:
+        return ids
+    keys = await directory.api_keys_by_ids(ctx.db, ids)
+    unknown = [key_id for key_id in ids if key_id not in keys and not is_key_bucket(key_id)]
+    if unknown:
+        raise _unknown("apiKeyIds", unknown)
+    return tuple(sorted({keys[key_id].token_hash if key_id in keys else key_id for key_id in ids}))
+
+
+async def resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilter:
+    """The validated filter, clipped to the viewer's scope; BadUserInput names what is wrong."""
+    check_range(requested.date_from, requested.date_to, ctx.limits)
+    user_ids = _values(requested.user_ids)
+    _, api_keys = await asyncio.gather(
+        _user_ids(ctx, user_ids), _key_buckets(ctx, _values(requested.api_key_ids))
+    )
+    f = FactFilter(
+        requested.date_from,
+        requested.date_to,
+        user_ids=user_ids,
+        api_keys=api_keys,
+        models=_values(requested.models),
+        providers=_values(requested.providers),
+    )
+    return scoped_filter(ctx.viewer, f)

@@ -1,0 +1,56 @@
+"""Time series of slices: every slice sharing (filter, pinned dimensions, granularity) costs one statement."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+
+from strawberry.dataloader import DataLoader
+
+from datasources import facts
+from datasources.db import Database
+from datasources.facts import Dimension, FactFilter, Granularity, UsageTotals
+from datasources.nested_facts import series_by_paths
+from resolvers.slices import Site, Slice
+
+Series = list[tuple[date, UsageTotals]]
+_Group = tuple[FactFilter, tuple[Dimension, ...], Granularity, bool, Site]
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    slice: Slice
+    granularity: Granularity
+    site: Site = ()
+
+    @property
+    def group(self) -> _Group:
+        return (self.slice.base, self.slice.dims, self.granularity, self.slice.active_counts, self.site)
+
+
+SeriesLoader = DataLoader[SeriesKey, Series]
+
+
+async def _series(db: Database, group: _Group, paths: list[tuple[str, ...]]) -> dict[tuple[str, ...], Series]:
+    base, dims, granularity, active, _ = group
+    if not dims:
+        return {(): await facts.time_series(db, base, granularity, active_counts=active)}
+    if len(dims) == 1:
+        keys = [path[0] for path in paths]
+        by_key = await facts.series_by_group(db, base, dims[0], keys, granularity, active_counts=active)
+        return {(key,): series for key, series in by_key.items()}
+    return await series_by_paths(db, base, dims, paths, granularity, active_counts=active)
+
+
+def series_loader(db: Database) -> SeriesLoader:
+    async def load(keys: list[SeriesKey]) -> list[Series]:
+        groups: dict[_Group, list[tuple[str, ...]]] = defaultdict(list)
+        for key in keys:
+            groups[key.group].append(key.slice.path)
+        answers = await asyncio.gather(*(_series(db, group, paths) for group, paths in groups.items()))
+        by_group = dict(zip(groups, answers, strict=True))
+        return [by_group[key.group][key.slice.path] for key in keys]
+
+    return DataLoader(load)

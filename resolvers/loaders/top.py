@@ -1,0 +1,56 @@
+"""The top groups of slices (a user's models, a model's users): one statement per (filter, pinned
+dimensions, inner dimension, first), whatever the number of slices."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+
+from strawberry.dataloader import DataLoader
+
+from datasources import facts
+from datasources.db import Database
+from datasources.facts import Dimension, FactFilter, GroupRow
+from datasources.nested_facts import top_within_paths
+from resolvers.slices import Site, Slice
+
+_Group = tuple[FactFilter, tuple[Dimension, ...], Dimension, int, bool, Site]
+
+
+@dataclass(frozen=True)
+class TopKey:
+    slice: Slice  # pins at least one dimension: the first level is a paged breakdown instead
+    inner: Dimension
+    first: int
+    site: Site = ()
+
+    @property
+    def group(self) -> _Group:
+        return (self.slice.base, self.slice.dims, self.inner, self.first, self.slice.active_counts, self.site)
+
+
+TopLoader = DataLoader[TopKey, list[GroupRow]]
+
+
+async def _top(
+    db: Database, group: _Group, paths: list[tuple[str, ...]]
+) -> dict[tuple[str, ...], list[GroupRow]]:
+    base, dims, inner, first, active, _ = group
+    if len(dims) == 1:
+        keys = [path[0] for path in paths]
+        by_key = await facts.top_within(db, base, dims[0], keys, inner, first=first, active_counts=active)
+        return {(key,): rows for key, rows in by_key.items()}
+    return await top_within_paths(db, base, dims, paths, inner, first=first, active_counts=active)
+
+
+def top_loader(db: Database) -> TopLoader:
+    async def load(keys: list[TopKey]) -> list[list[GroupRow]]:
+        groups: dict[_Group, list[tuple[str, ...]]] = defaultdict(list)
+        for key in keys:
+            groups[key.group].append(key.slice.path)
+        answers = await asyncio.gather(*(_top(db, group, paths) for group, paths in groups.items()))
+        by_group = dict(zip(groups, answers, strict=True))
+        return [by_group[key.group][key.slice.path] for key in keys]
+
+    return DataLoader(load)

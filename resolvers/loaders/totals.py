@@ -1,0 +1,25 @@
+"""Totals of a filter; the request's totals, its share denominator and ``unattributedSpend`` share it.
+
+A key is (filter, whether the active counts are wanted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from strawberry.dataloader import DataLoader
+
+from datasources import facts
+from datasources.db import Database
+from datasources.facts import FactFilter, UsageTotals
+
+TotalsKey = tuple[FactFilter, bool]
+TotalsLoader = DataLoader[TotalsKey, UsageTotals]
+
+
+def totals_loader(db: Database) -> TotalsLoader:
+    async def load(keys: list[TotalsKey]) -> list[UsageTotals]:
+        # Distinct filters are distinct aggregates: one statement each, a handful per request at most.
+        return list(await asyncio.gather(*(facts.totals(db, f, active_counts=active) for f, active in keys)))
+
+    return DataLoader(load)

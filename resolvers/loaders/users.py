@@ -1,0 +1,27 @@
+"""Directory users by id: one statement per site (see :data:`resolvers.slices.Site`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from strawberry.dataloader import DataLoader
+
+from datasources.db import Database
+from datasources.directory import UserRecord, users_by_ids
+from resolvers.slices import Site
+
+UserKey = tuple[Site, str]
+UserLoader = DataLoader[UserKey, UserRecord | None]
+
+
+def user_loader(db: Database) -> UserLoader:
+    async def load(keys: list[UserKey]) -> list[UserRecord | None]:
+        by_site: dict[Site, list[str]] = defaultdict(list)
+        for site, user_id in keys:
+            by_site[site].append(user_id)
+        found = await asyncio.gather(*(users_by_ids(db, ids) for ids in by_site.values()))
+        records = {user_id: record for part in found for user_id, record in part.items()}
+        return [records.get(user_id) for _, user_id in keys]
+
+    return DataLoader(load)

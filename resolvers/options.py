@@ -1,0 +1,45 @@
+"""``Query.filterOptions``: what a filter can choose from in a range (within the viewer's scope)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from datasources import facts
+from datasources.directory import ApiKeyRecord, UserRecord
+from datasources.facts import Dimension, FactFilter
+from resolvers.context import Context
+from resolvers.filters import check_range
+from resolvers.scope import scoped_filter
+
+_SITE = ("filterOptions",)
+
+
+@dataclass(frozen=True)
+class OptionsRequest:
+    filter: FactFilter
+
+
+async def filter_options(ctx: Context, start: date, end: date) -> OptionsRequest:
+    check_range(start, end, ctx.limits)
+    f = scoped_filter(ctx.viewer, FactFilter(start, end))
+    ctx.note(await ctx.days.ensure(start, end))
+    return OptionsRequest(f)
+
+
+async def users(ctx: Context, request: OptionsRequest) -> list[tuple[str, UserRecord | None]]:
+    """Every attributed user seen, with its directory record (None for pseudo-users)."""
+    ids = await facts.distinct_values(ctx.db, request.filter, Dimension.USER)
+    records = await ctx.loaders.users.load_many([(_SITE, user_id) for user_id in ids])
+    return list(zip(ids, records, strict=True))
+
+
+async def api_keys(ctx: Context, request: OptionsRequest) -> list[tuple[str, ApiKeyRecord | None]]:
+    """Every key bucket seen, with its directory key (None outside the directory)."""
+    buckets = await facts.distinct_values(ctx.db, request.filter, Dimension.API_KEY)
+    records = await ctx.loaders.api_keys.load_many([(_SITE, bucket) for bucket in buckets])
+    return list(zip(buckets, records, strict=True))
+
+
+async def values(ctx: Context, request: OptionsRequest, dimension: Dimension) -> list[str]:
+    return await facts.distinct_values(ctx.db, request.filter, dimension)

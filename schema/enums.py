@@ -1,0 +1,68 @@
+"""The enums of the contract. Where the data layer has the same notion, its member is the value."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from datasources import facts
+from resolvers import viewer
+
+
+@strawberry.enum(description="A time bucket: a day, an ISO week (from Monday), a calendar month.")
+class Granularity(Enum):
+    DAY = facts.Granularity.DAY
+    WEEK = facts.Granularity.WEEK
+    MONTH = facts.Granularity.MONTH
+
+
+@strawberry.enum(description="A metric breakdowns can be ordered by.")
+class UsageMetric(Enum):
+    SPEND = facts.OrderMetric.SPEND
+    REQUESTS = facts.OrderMetric.REQUESTS
+    SUCCESSFUL_REQUESTS = facts.OrderMetric.SUCCESSFUL_REQUESTS
+    FAILED_REQUESTS = facts.OrderMetric.FAILED_REQUESTS
+    TOTAL_TOKENS = facts.OrderMetric.TOTAL_TOKENS
+    PROMPT_TOKENS = facts.OrderMetric.PROMPT_TOKENS
+    COMPLETION_TOKENS = facts.OrderMetric.COMPLETION_TOKENS
+
+
+@strawberry.enum
+class SortDirection(Enum):
+    ASC = facts.Direction.ASC
+    DESC = facts.Direction.DESC
+
+
+@strawberry.enum
+class Role(Enum):
+    ADMIN = viewer.Role.ADMIN
+    ADMIN_READONLY = viewer.Role.ADMIN_READONLY
+    USER = viewer.Role.USER
+
+
+@strawberry.enum
+class ExportFormat(Enum):
+    CSV = "csv"
+    JSON = "json"
+    NDJSON = "ndjson"
+    XLSX = "xlsx"
+    PARQUET = "parquet"
+
+
+@strawberry.enum(description="A column an export groups its rows by.")
+class ExportDimension(Enum):
+    DATE = "date"
+    USER = "user"
+    API_KEY = "api_key"
+    MODEL = "model"
+    PROVIDER = "provider"
+
+
+@strawberry.enum
+class ExportStatus(Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"

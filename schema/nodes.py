@@ -1,0 +1,229 @@
+"""Breakdown nodes and their connections.
+
+A node's numbers are plain attributes, filled when the node is built; only fields that need more data
+(series, top groups, directory records) resolve, each through a request-wide DataLoader.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import strawberry
+from strawberry.types import Info
+
+from datasources.facts import Dimension
+from resolvers import nodes
+from resolvers.breakdowns import NodePage
+from resolvers.context import Context
+from resolvers.slices import Node
+from schema.directory import ApiKey, User
+from schema.enums import Granularity
+from schema.fields import described
+from schema.metrics import PageInfo, UsageMetrics, UsagePoint, points
+from schema.selection import site
+
+TOKEN_HASH_PREFIX = 12
+SHARE = "Fraction of the parent's spend: of the filtered total for top-level nodes, else of the parent node."
+
+
+@strawberry.type(description="A user's usage: a directory user, `litellm:<id>` or `unattributed`.")
+class UserUsage:
+    user_id: strawberry.ID
+    metrics: UsageMetrics
+    share: float = strawberry.field(description=SHARE)
+    last_active_date: date | None
+    _node: strawberry.Private[Node]
+
+    @classmethod
+    def of(cls, node: Node) -> UserUsage:
+        row = node.row
+        return cls(
+            user_id=strawberry.ID(row.key),
+            metrics=UsageMetrics.of(row.totals),
+            share=node.share,
+            last_active_date=row.last_active,
+            _node=node,
+        )
+
+    @described("The directory user; null for pseudo-users.")
+    async def user(self, info: Info[Context, None]) -> User | None:
+        return User.maybe(await nodes.user(info.context, self._node))
+
+    @strawberry.field
+    async def time_series(
+        self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
+    ) -> list[UsagePoint]:
+        return points(await nodes.series(info.context, self._node, granularity.value))
+
+    @described("The user's top models by spend, with metrics of this user only.")
+    async def models(self, info: Info[Context, None], first: int = 10) -> list[ModelUsage]:
+        found = await nodes.top(info.context, self._node, Dimension.MODEL, first, site(info))
+        return [ModelUsage.of(node) for node in found]
+
+    @described("The user's top keys by spend, with metrics of this user only.")
+    async def api_keys(self, info: Info[Context, None], first: int = 10) -> list[ApiKeyUsage]:
+        found = await nodes.top(info.context, self._node, Dimension.API_KEY, first, site(info))
+        return [ApiKeyUsage.of(node) for node in found]
+
+
+@strawberry.type
+class ModelUsage:
+    model: str
+    providers: list[str]
+    metrics: UsageMetrics
+    share: float = strawberry.field(description=SHARE)
+    _node: strawberry.Private[Node]
+
+    @classmethod
+    def of(cls, node: Node) -> ModelUsage:
+        row = node.row
+        return cls(
+            model=row.key,
+            providers=list(row.related),
+            metrics=UsageMetrics.of(row.totals),
+            share=node.share,
+            _node=node,
+        )
+
+    @strawberry.field
+    async def time_series(
+        self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
+    ) -> list[UsagePoint]:
+        return points(await nodes.series(info.context, self._node, granularity.value))
+
+    @described("The model's top users by spend, with metrics of this model only.")
+    async def top_users(self, info: Info[Context, None], first: int = 5) -> list[UserUsage]:
+        found = await nodes.top(info.context, self._node, Dimension.USER, first, site(info))
+        return [UserUsage.of(node) for node in found]
+
+
+@strawberry.type
+class ProviderUsage:
+    provider: str
+    models: list[str]
+    metrics: UsageMetrics
+    share: float = strawberry.field(description=SHARE)
+    _node: strawberry.Private[Node]
+
+    @classmethod
+    def of(cls, node: Node) -> ProviderUsage:
+        row = node.row
+        return cls(
+            provider=row.key,
+            models=list(row.related),
+            metrics=UsageMetrics.of(row.totals),
+            share=node.share,
+            _node=node,
+        )
+
+    @strawberry.field
+    async def time_series(
+        self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
+    ) -> list[UsagePoint]:
+        return points(await nodes.series(info.context, self._node, granularity.value))
+
+
+@strawberry.type(description="A LiteLLM key bucket: a key's token hash, `unattributed` or `raw:…`.")
+class ApiKeyUsage:
+    token_hash_prefix: str
+    metrics: UsageMetrics
+    share: float = strawberry.field(description=SHARE)
+    last_active_date: date | None
+    _node: strawberry.Private[Node]
+
+    @classmethod
+    def of(cls, node: Node) -> ApiKeyUsage:
+        row = node.row
+        return cls(
+            token_hash_prefix=row.key[:TOKEN_HASH_PREFIX],
+            metrics=UsageMetrics.of(row.totals),
+            share=node.share,
+            last_active_date=row.last_active,
+            _node=node,
+        )
+
+    @described(
+        "The directory key's id; for a bucket outside the directory, the bucket itself"
+        " (usable in `UsageFilter.apiKeyIds`)."
+    )
+    async def api_key_id(self, info: Info[Context, None]) -> strawberry.ID | None:
+        record = await nodes.api_key(info.context, self._node)
+        return strawberry.ID(record.id if record is not None else self._node.key)
+
+    @described("The directory key; null outside the directory.")
+    async def api_key(self, info: Info[Context, None]) -> ApiKey | None:
+        record = await nodes.api_key(info.context, self._node)
+        return None if record is None else ApiKey.of(record)
+
+    @described("The key's owner in the directory; null outside the directory.")
+    async def user(self, info: Info[Context, None]) -> User | None:
+        record = await nodes.api_key(info.context, self._node)
+        return None if record is None else User.maybe(record.user)
+
+    @strawberry.field
+    async def time_series(
+        self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
+    ) -> list[UsagePoint]:
+        return points(await nodes.series(info.context, self._node, granularity.value))
+
+
+def page_info(page: NodePage) -> PageInfo:
+    return PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
+
+
+@strawberry.type
+class UserUsageConnection:
+    total_count: int
+    page_info: PageInfo
+    nodes: list[UserUsage]
+
+    @classmethod
+    def of(cls, page: NodePage) -> UserUsageConnection:
+        return cls(
+            total_count=page.total_count, page_info=page_info(page), nodes=list(map(UserUsage.of, page.nodes))
+        )
+
+
+@strawberry.type
+class ModelUsageConnection:
+    total_count: int
+    page_info: PageInfo
+    nodes: list[ModelUsage]
+
+    @classmethod
+    def of(cls, page: NodePage) -> ModelUsageConnection:
+        return cls(
+            total_count=page.total_count,
+            page_info=page_info(page),
+            nodes=list(map(ModelUsage.of, page.nodes)),
+        )
+
+
+@strawberry.type
+class ProviderUsageConnection:
+    total_count: int
+    page_info: PageInfo
+    nodes: list[ProviderUsage]
+
+    @classmethod
+    def of(cls, page: NodePage) -> ProviderUsageConnection:
+        return cls(
+            total_count=page.total_count,
+            page_info=page_info(page),
+            nodes=list(map(ProviderUsage.of, page.nodes)),
+        )
+
+
+@strawberry.type
+class ApiKeyUsageConnection:
+    total_count: int
+    page_info: PageInfo
+    nodes: list[ApiKeyUsage]
+
+    @classmethod
+    def of(cls, page: NodePage) -> ApiKeyUsageConnection:
+        return cls(
+            total_count=page.total_count,
+            page_info=page_info(page),
+            nodes=list(map(ApiKeyUsage.of, page.nodes)),
+        )

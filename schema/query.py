@@ -1,0 +1,77 @@
+"""The root query: ``usage``, ``filterOptions``, ``viewer``, ``export``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from datasources.facts import Dimension
+from resolvers import mutations, options
+from resolvers import usage as resolve
+from resolvers.context import Context
+from resolvers.options import OptionsRequest
+from schema.directory import ApiKey, User
+from schema.enums import Role
+from schema.exports import Export
+from schema.fields import described
+from schema.inputs import UsageFilter
+from schema.selection import ACTIVE_COUNTS, selects_any
+from schema.usage import Usage
+
+
+@strawberry.type(description="What a filter can choose from: the values seen in a range.")
+class FilterOptions:
+    _request: strawberry.Private[OptionsRequest]
+
+    @described("Users with usage in the range; pseudo-users carry only their `id`.")
+    async def users(self, info: Info[Context, None]) -> list[User]:
+        found = await options.users(info.context, self._request)
+        return [User.of(record) if record else User(id=strawberry.ID(user_id)) for user_id, record in found]
+
+    @described("Keys with usage in the range; buckets outside the directory by bucket id.")
+    async def api_keys(self, info: Info[Context, None]) -> list[ApiKey]:
+        found = await options.api_keys(info.context, self._request)
+        return [ApiKey.of(record) if record else ApiKey.bucket(bucket) for bucket, record in found]
+
+    @strawberry.field
+    async def models(self, info: Info[Context, None]) -> list[str]:
+        return await options.values(info.context, self._request, Dimension.MODEL)
+
+    @strawberry.field
+    async def providers(self, info: Info[Context, None]) -> list[str]:
+        return await options.values(info.context, self._request, Dimension.PROVIDER)
+
+
+@strawberry.type
+class Viewer:
+    id: strawberry.ID
+    roles: list[Role]
+
+
+@strawberry.type
+class Query:
+    @described("Usage under a filter; each field is computed only when selected.")
+    async def usage(self, info: Info[Context, None], filter: UsageFilter) -> Usage:
+        active = selects_any(info.selected_fields, ACTIVE_COUNTS)
+        return Usage.of(await resolve.usage(info.context, filter.requested(), active_counts=active))
+
+    @strawberry.field
+    async def filter_options(
+        self, info: Info[Context, None], from_: Annotated[date, strawberry.argument(name="from")], to: date
+    ) -> FilterOptions:
+        return FilterOptions(_request=await options.filter_options(info.context, from_, to))
+
+    @strawberry.field
+    def viewer(self, info: Info[Context, None]) -> Viewer:
+        viewer = info.context.viewer
+        return Viewer(
+            id=strawberry.ID(viewer.id),
+            roles=sorted((Role(role) for role in viewer.roles), key=list(Role).index),
+        )
+
+    @strawberry.field
+    async def export(self, info: Info[Context, None], id: strawberry.ID) -> Export | None:
+        await mutations.export(info.context, id)

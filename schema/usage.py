@@ -1,0 +1,143 @@
+"""``Usage``: everything about one filter, each field computed only when selected."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+from strawberry.types import Info
+
+from datasources.facts import Dimension
+from resolvers import breakdowns
+from resolvers import usage as resolve
+from resolvers.breakdowns import NodePage
+from resolvers.context import Context
+from resolvers.usage import UsageRequest
+from schema.enums import Granularity
+from schema.fields import described
+from schema.inputs import UsageOrder, to_order
+from schema.metrics import UsageMetrics, UsagePoint, points
+from schema.nodes import (
+    ApiKeyUsageConnection,
+    ModelUsageConnection,
+    ProviderUsageConnection,
+    UserUsageConnection,
+)
+from schema.selection import site
+
+
+@strawberry.type(description="How complete and how fresh the days behind an answer are.")
+class Freshness:
+    complete: bool = strawberry.field(description="Every day up to today is present.")
+    days: int = strawberry.field(description="Days of the range up to today (future days hold nothing).")
+    closed_days: int = strawberry.field(description="Days that will not change any more.")
+    open_days: list[date] = strawberry.field(description="Days that may still change (today, recent days).")
+    missing_days: list[date] = strawberry.field(description="Days LiteLLM could not deliver: not counted.")
+    as_of: datetime | None = strawberry.field(
+        description="When the oldest data that could still change was fetched."
+    )
+    unattributed_spend: float = strawberry.field(description="Spend of the `unattributed` pseudo-user.")
+
+
+@strawberry.type(description="Usage under one filter. Every field honours the whole filter.")
+class Usage:
+    from_: date = strawberry.field(name="from")
+    to: date
+    _request: strawberry.Private[UsageRequest]
+
+    @classmethod
+    def of(cls, request: UsageRequest) -> Usage:
+        return cls(from_=request.filter.date_from, to=request.filter.date_to, _request=request)
+
+    @strawberry.field
+    async def totals(self, info: Info[Context, None]) -> UsageMetrics:
+        return UsageMetrics.of(await resolve.totals(info.context, self._request))
+
+    @described("The same number of days right before `from`, under the same filter.")
+    async def previous_period(self, info: Info[Context, None]) -> UsageMetrics:
+        return UsageMetrics.of(await resolve.previous_period(info.context, self._request))
+
+    @described("One point per bucket from `from` to `to`; empty buckets are zeros.")
+    async def time_series(
+        self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
+    ) -> list[UsagePoint]:
+        return points(await resolve.time_series(info.context, self._request, granularity.value))
+
+    @strawberry.field
+    async def by_user(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: UsageOrder | None = None,
+        min_spend: float | None = None,
+        max_spend: float | None = None,
+    ) -> UserUsageConnection:
+        page = await self._page(info, Dimension.USER, first, after, order_by, min_spend, max_spend)
+        return UserUsageConnection.of(page)
+
+    @strawberry.field
+    async def by_model(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: UsageOrder | None = None,
+    ) -> ModelUsageConnection:
+        return ModelUsageConnection.of(await self._page(info, Dimension.MODEL, first, after, order_by))
+
+    @strawberry.field
+    async def by_provider(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: UsageOrder | None = None,
+    ) -> ProviderUsageConnection:
+        return ProviderUsageConnection.of(await self._page(info, Dimension.PROVIDER, first, after, order_by))
+
+    @strawberry.field
+    async def by_api_key(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: UsageOrder | None = None,
+    ) -> ApiKeyUsageConnection:
+        return ApiKeyUsageConnection.of(await self._page(info, Dimension.API_KEY, first, after, order_by))
+
+    async def _page(
+        self,
+        info: Info[Context, None],
+        dimension: Dimension,
+        first: int,
+        after: str | None,
+        order_by: UsageOrder | None,
+        min_spend: float | None = None,
+        max_spend: float | None = None,
+    ) -> NodePage:
+        return await breakdowns.breakdown(
+            info.context,
+            self._request,
+            dimension,
+            first=first,
+            after=after,
+            order=to_order(order_by),
+            min_spend=min_spend,
+            max_spend=max_spend,
+            site=site(info),
+        )
+
+    @strawberry.field
+    async def freshness(self, info: Info[Context, None]) -> Freshness:
+        found = await resolve.freshness(info.context, self._request)
+        report = found.report
+        return Freshness(
+            complete=report.complete,
+            days=len(report.days),
+            closed_days=len(report.closed),
+            open_days=list(report.open),
+            missing_days=sorted({*report.missing, *report.failures}),
+            as_of=report.as_of,
+            unattributed_spend=float(found.unattributed_spend),
+        )

@@ -1,0 +1,60 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (Postgres, Redis and LiteLLM answer)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.resources import Resources
+from server.responses import OrjsonResponse
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def healthz(_: Request) -> Response:
+    return OrjsonResponse({"status": "ok"})
+
+
+async def _postgres(resources: Resources) -> None:
+    await resources.db.fetch_one("SELECT 1")
+
+
+async def _redis(resources: Resources) -> None:
+    assert resources.redis is not None
+    await resources.redis.ping()
+
+
+async def _litellm(resources: Resources) -> None:
+    # Any HTTP answer below 500 shows LiteLLM is up; the probe path needs no key.
+    url = resources.settings.litellm_url
+    assert url is not None
+    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_SECONDS) as client:
+        response = await client.get(url.rstrip("/") + "/health/liveliness")
+    if response.status_code >= 500:
+        raise RuntimeError(f"HTTP {response.status_code}")
+
+
+async def _check(probe: Callable[[Resources], Awaitable[None]], resources: Resources) -> dict[str, object]:
+    try:
+        await asyncio.wait_for(probe(resources), CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure means "not ready"; the body says which
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True}
+
+
+async def readiness(resources: Resources | None) -> Response:
+    if resources is None:
+        return OrjsonResponse({"ready": False, "checks": {}}, status_code=503)
+    probes: dict[str, Callable[[Resources], Awaitable[None]]] = {"postgres": _postgres}
+    if resources.redis is not None:
+        probes["redis"] = _redis
+    if resources.settings.litellm_url is not None:
+        probes["litellm"] = _litellm
+    results = await asyncio.gather(*(_check(probe, resources) for probe in probes.values()))
+    checks = dict(zip(probes, results, strict=True))
+    ready = all(result["ok"] for result in results)
+    return OrjsonResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

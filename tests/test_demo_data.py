@@ -1,0 +1,204 @@
+"""The demo data set: deterministic, in LiteLLM's formats, and shaped like a real proxy's usage."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from server.demo_data import DemoData, generate
+from server.litellm_compat import ROW_COLUMNS
+
+NOW = datetime(2026, 6, 10, 15, 30, tzinfo=UTC)
+GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "litellm" / "golden" / "directory.json"
+UNIQUE = (
+    "user_id",
+    "date",
+    "api_key",
+    "model",
+    "custom_llm_provider",
+    "mcp_namespaced_tool_name",
+    "endpoint",
+)
+PROVIDERS = {"openai", "azure", "anthropic", "bedrock", "vertex_ai", "mistral"}
+COUNTERS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "api_requests",
+    "successful_requests",
+    "failed_requests",
+    "total_response_time_ms",
+    "timed_requests",
+)
+
+
+@pytest.fixture(scope="module")
+def data() -> DemoData:
+    return generate(7, now=NOW)
+
+
+def _spend_by(rows: list[dict[str, Any]], column: str) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for row in rows:
+        totals[row[column]] += row["spend"]
+    return totals
+
+
+def test_same_seed_gives_the_same_data(data: DemoData) -> None:
+    assert generate(7, now=NOW) == data
+
+
+def test_another_seed_gives_other_data(data: DemoData) -> None:
+    other = generate(8, now=NOW)
+    assert other.rows != data.rows
+    assert [key["token"] for key in other.keys] != [key["token"] for key in data.keys]
+
+
+def test_generation_takes_under_five_seconds() -> None:
+    started = time.perf_counter()
+    generate(11)
+    assert time.perf_counter() - started < 5
+
+
+def test_rows_are_unique_on_litellms_constraint(data: DemoData) -> None:
+    counts = Counter(tuple(row[column] for column in UNIQUE) for row in data.rows)
+    assert counts.most_common(1)[0][1] == 1
+    assert len({row["id"] for row in data.rows}) == len(data.rows)
+
+
+def test_rows_have_every_column_in_schema_order(data: DemoData) -> None:
+    assert all(tuple(row) == ROW_COLUMNS for row in data.rows)
+
+
+def test_users_and_keys_have_the_golden_fields(data: DemoData) -> None:
+    golden = orjson.loads(GOLDEN.read_bytes())
+    key_fields = {field for key in golden["keys"] if not key.get("deleted") for field in key}
+    assert all(set(key) == key_fields for key in data.keys)
+    assert all(set(user) == set(golden["users"][0]) for user in data.users)
+    assert all(key["token"] == hashlib.sha256(key["raw_key"].encode()).hexdigest() for key in data.keys)
+    assert len({key["token"] for key in data.keys}) == len(data.keys)
+    assert len({key["key_alias"] for key in data.keys}) == len(data.keys)
+
+
+def test_shape(data: DemoData) -> None:
+    assert len(data.users) == 200
+    assert len(data.keys) == 600
+    assert len({row["model"] for row in data.rows}) == 25
+    assert {row["custom_llm_provider"] for row in data.rows} == PROVIDERS
+    days = sorted({row["date"] for row in data.rows})
+    assert len(days) == 120
+    assert days[-1] == NOW.date().isoformat()
+    assert days[0] == (NOW.date() - timedelta(days=119)).isoformat()
+    assert {user["metadata"]["department"] for user in data.users} >= {"Engineering", "Research"}
+
+
+def test_some_models_run_on_two_providers(data: DemoData) -> None:
+    providers: dict[str, set[str]] = defaultdict(set)
+    for row in data.rows:
+        providers[row["model"]].add(row["custom_llm_provider"])
+    assert providers["gpt-4o"] == {"openai", "azure"}
+    assert providers["claude-sonnet-4-20250514"] == {"anthropic", "bedrock"}
+    # A router splitting one model over two deployments: the same key, day and model on both.
+    cells = Counter((row["api_key"], row["date"], row["model"]) for row in data.rows)
+    assert any(count == 2 for count in cells.values())
+
+
+def test_a_few_users_make_most_of_the_spend(data: DemoData) -> None:
+    by_user = _spend_by(data.rows, "user_id")
+    people = sorted(
+        (spend for user, spend in by_user.items() if user not in ("", "default_user_id")), reverse=True
+    )
+    top = people[: len(data.users) // 20]
+    assert sum(top) >= 0.5 * sum(by_user.values())
+
+
+def test_weekends_are_quieter_and_usage_grows(data: DemoData) -> None:
+    spend = _spend_by(data.rows, "date")
+    requests: dict[str, int] = defaultdict(int)
+    for row in data.rows:
+        requests[row["date"]] += row["api_requests"]
+    days = sorted(spend)[:-1]  # today is partial
+    weekend = [spend[day] for day in days if date.fromisoformat(day).weekday() >= 5]
+    weekday = [spend[day] for day in days if date.fromisoformat(day).weekday() < 5]
+    assert sum(weekend) / len(weekend) < 0.6 * sum(weekday) / len(weekday)
+    assert sum(requests[day] for day in days[-28:]) > 1.1 * sum(requests[day] for day in days[:28])
+
+
+def test_today_is_partial(data: DemoData) -> None:
+    today = NOW.date()
+    requests: dict[date, int] = defaultdict(int)
+    for row in data.rows:
+        requests[date.fromisoformat(row["date"])] += row["api_requests"]
+    same_weekdays = [requests[today - timedelta(days=7 * weeks)] for weeks in range(1, 5)]
+    assert requests[today] < 0.8 * min(same_weekdays)
+    stamp = NOW.strftime("%Y-%m-%dT%H:%M:%S")
+    assert all(row["updated_at"] <= stamp for row in data.rows if row["date"] == today.isoformat())
+
+
+def test_counters_are_consistent(data: DemoData) -> None:
+    for row in data.rows:
+        assert all(isinstance(row[column], int) and row[column] >= 0 for column in COUNTERS), row
+        assert row["api_requests"] == row["successful_requests"] + row["failed_requests"], row
+        assert row["api_requests"] > 0, row
+        assert row["timed_requests"] <= row["api_requests"], row
+        cached = row["cache_read_input_tokens"] + row["cache_creation_input_tokens"]
+        assert cached <= row["prompt_tokens"], row
+        assert row["spend"] >= 0
+
+
+def test_failures_latency_and_caching_occur(data: DemoData) -> None:
+    assert sum(row["failed_requests"] for row in data.rows) > 0
+    all_failed = [row for row in data.rows if row["successful_requests"] == 0]
+    assert all_failed
+    assert all(row["spend"] == 0 and row["prompt_tokens"] == 0 for row in all_failed)
+    assert sum(1 for row in data.rows if row["cache_read_input_tokens"] > 0) > 100
+    assert all(row["total_response_time_ms"] > 0 for row in data.rows)
+    assert {row["endpoint"] for row in data.rows} == {"/chat/completions", "/embeddings"}
+
+
+def test_some_spend_is_unmapped_or_unattributed(data: DemoData) -> None:
+    directory_hashes = {key["token_hash"] for key in data.directory_keys}
+    unmapped = [key for key in data.keys if key["token"] not in directory_hashes]
+    assert 0.03 * len(data.keys) <= len(unmapped) <= 0.07 * len(data.keys)
+    by_key = _spend_by(data.rows, "api_key")
+    assert all(by_key[key["token"]] > 0 and key["user_id"] for key in unmapped)
+    assert by_key[""] > 0  # requests without a virtual key
+    ownerless = [key for key in data.keys if key["user_id"] is None]
+    assert len(ownerless) == 1
+    assert any(row["api_key"] == ownerless[0]["token"] and row["user_id"] == "" for row in data.rows)
+
+
+def test_one_key_is_revoked_and_unused_since(data: DemoData) -> None:
+    revoked = [key for key in data.keys if key["blocked"]]
+    assert len(revoked) == 1
+    entry = next(key for key in data.directory_keys if key["token_hash"] == revoked[0]["token"])
+    assert entry["revoked_at"] is not None
+    used = [row["date"] for row in data.rows if row["api_key"] == revoked[0]["token"]]
+    assert used
+    assert max(used) < entry["revoked_at"].date().isoformat()
+    assert sum(1 for key in data.directory_keys if key["revoked_at"] is not None) == 1
+
+
+def test_directory_matches_litellm(data: DemoData) -> None:
+    assert [user["id"] for user in data.directory_users] == [user["user_id"] for user in data.users]
+    assert {user["role"] for user in data.directory_users} == {"admin", "adminReadonly", "user"}
+    user_ids = {user["id"] for user in data.directory_users}
+    tokens = {key["token"]: key for key in data.keys}
+    assert len({key["id"] for key in data.directory_keys}) == len(data.directory_keys)
+    for entry in data.directory_keys:
+        key = tokens[entry["token_hash"]]
+        assert entry["user_id"] == key["user_id"] == entry["litellm_user_id"]
+        assert entry["user_id"] is None or entry["user_id"] in user_ids
+        assert entry["key_alias"] == key["key_alias"]
+        assert set(entry) == {
+            "id", "user_id", "name", "key_alias", "token_hash", "litellm_user_id", "team_id",
+            "created_at", "revoked_at",
+        }  # fmt: skip

@@ -96,7 +96,7 @@ class DayCache:
         self._slots = asyncio.Semaphore(concurrency)
         self._verify_attempts = verify_attempts
         self._clock = clock
-        self._inflight: dict[date, asyncio.Task[DayState | None]] = {}
+        self._inflight: dict[date, asyncio.Task[DayState]] = {}
 
     def today(self) -> date:
         return self._clock().date()
@@ -137,14 +137,17 @@ class DayCache:
                 if not isinstance(result, UpstreamUnavailable):
                     raise result
                 report.failures[day] = str(result)
-            elif result is not None:
+            else:
                 known[day] = _Marker(result.status, result.fetched_at)
                 report.fetched.append(day)
         return self._finish(report, known)
 
     async def refresh(self, days: Sequence[date], *, reopen: bool = False) -> RangeReport:
-        """Fetch these days again now, whatever their freshness; concurrent callers share one fetch."""
-        requested_at = self._clock()
+        """Fetch these days again now, whatever their freshness.
+
+        A fetch of the day that completes after this call began satisfies it, so a burst of refreshes,
+        from one process or many, costs one fetch per day.
+        """
         if reopen:
             await self._store.reopen(days)
         report = RangeReport(days=list(days))
@@ -153,14 +156,15 @@ class DayCache:
         async def one(day: date) -> None:
             try:
                 before = await self._store.state(day)
-                after = await self._fetch_locked(day, satisfied_since=requested_at)
+                after = await self._fetch_locked(
+                    day, good_enough=lambda current: before is None or current.fetched_at != before.fetched_at
+                )
             except UpstreamUnavailable as exc:
                 report.failures[day] = str(exc)
                 return
-            if after is not None:
-                known[day] = _Marker(after.status, after.fetched_at)
-                report.fetched.append(day)
-                report.changed |= before is None or not before.same_numbers(after)
+            known[day] = _Marker(after.status, after.fetched_at)
+            report.fetched.append(day)
+            report.changed |= before is None or not before.same_numbers(after)
 
         await asyncio.gather(*(one(d) for d in days))
         missing = [d for d in days if d not in known]
@@ -184,27 +188,26 @@ class DayCache:
         report.as_of = min(open_times) if open_times else max(all_times, default=None)
         return report
 
-    def _single_flight(self, day: date) -> asyncio.Task[DayState | None]:
+    def _single_flight(self, day: date) -> asyncio.Task[DayState]:
         task = self._inflight.get(day)
         if task is None:
-            task = asyncio.ensure_future(self._fetch_locked(day, satisfied_since=None))
+            task = asyncio.ensure_future(
+                self._fetch_locked(
+                    day, good_enough=lambda s: self._is_fresh(s.status, s.fetched_at, self._clock())
+                )
+            )
             self._inflight[day] = task
             task.add_done_callback(lambda _: self._inflight.pop(day, None))
         return task
 
-    async def _fetch_locked(self, day: date, *, satisfied_since: datetime | None) -> DayState | None:
-        """Fetch under the day's lock unless someone else made it fresh meanwhile; None if no LiteLLM."""
+    async def _fetch_locked(self, day: date, *, good_enough: Callable[[DayState], bool]) -> DayState:
+        """Fetch under the day's lock, unless what another holder of the lock stored is good enough."""
         if self._client is None:
             raise UpstreamUnavailable("LiteLLM is not configured")
         async with self._slots, self._locks.hold(day):
             current = await self._store.state(day)
-            if current is not None:
-                if satisfied_since is not None and current.fetched_at >= satisfied_since:
-                    return current
-                if satisfied_since is None and self._is_fresh(
-                    current.status, current.fetched_at, self._clock()
-                ):
-                    return current
+            if current is not None and good_enough(current):
+                return current
             state = await self._fetch(day, self._client)
         await self._write_markers([state])
         if self._redis is not None:

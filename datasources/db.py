@@ -59,13 +59,19 @@ class Database:
         self.pool = pool
 
     @classmethod
-    async def open(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10) -> Database:
+    async def open(
+        cls, conninfo: str, *, min_size: int = 1, max_size: int = 10, statement_timeout_ms: int = 0
+    ) -> Database:
+        """A pool of sessions; with ``statement_timeout_ms``, Postgres cancels longer statements."""
+        options = _SESSION_OPTIONS + (
+            f" -c statement_timeout={statement_timeout_ms}" if statement_timeout_ms else ""
+        )
         pool: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] = AsyncConnectionPool(
             conninfo,
             min_size=min_size,
             max_size=max_size,
             open=False,
-            kwargs={"autocommit": True, "options": _SESSION_OPTIONS},
+            kwargs={"autocommit": True, "options": options},
             name="usage-gateway",
         )
         await pool.open(wait=True, timeout=30)

@@ -7,6 +7,7 @@
     ├── Forbidden                     FORBIDDEN
     ├── NotFound                      NOT_FOUND
     ├── QueryTooComplex               QUERY_TOO_COMPLEX
+    ├── RateLimited                   RATE_LIMITED (HTTP 429 with Retry-After)
     └── UpstreamUnavailable           UPSTREAM_UNAVAILABLE
         └── UpstreamRejected          UPSTREAM_UNAVAILABLE (LiteLLM answered 4xx: not retried)
 
@@ -52,6 +53,14 @@ class NotFound(GatewayError):
 
 class QueryTooComplex(GatewayError):
     code = "QUERY_TOO_COMPLEX"
+
+
+class RateLimited(GatewayError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamUnavailable(GatewayError):

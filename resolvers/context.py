@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
+from typing import Protocol
 
 from datasources.days import DayCache, RangeReport
 from datasources.db import Database
+from datasources.litellm import LiteLLMClient
 from resolvers.loaders import Loaders
 from resolvers.viewer import Viewer
 
@@ -27,6 +30,29 @@ class UpstreamNotice:
     reason: str
 
 
+class RateLimiter(Protocol):
+    async def charge(self, subject: str, cost: int) -> int | None:
+        """Charge ``cost`` to ``subject``; None if allowed, else the seconds to wait before retrying."""
+
+
+@dataclass
+class Budget:
+    """The request's estimated cost (set by the cost limit) and what the rate limit made of it."""
+
+    limiter: RateLimiter | None = None
+    cost: int = 0
+    retry_after: int | None = None
+
+
+@dataclass(frozen=True)
+class Operations:
+    """What the mutations act on beyond the database and the day cache."""
+
+    litellm: LiteLLMClient | None = None
+    export_dir: Path = Path("var/exports")
+    export_ttl_hours: float = 24
+
+
 @dataclass
 class Context:
     db: Database
@@ -36,6 +62,8 @@ class Context:
     request_id: str
     limits: Limits = field(default_factory=Limits)
     notices: list[UpstreamNotice] = field(default_factory=list)
+    operations: Operations = field(default_factory=Operations)
+    budget: Budget = field(default_factory=Budget)
 
     def note(self, report: RangeReport) -> None:
         """Remember the days of ``report`` that are missing, to tell the client next to the data."""

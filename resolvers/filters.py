@@ -12,7 +12,8 @@ from datasources import directory
 from datasources.errors import BadUserInput, RangeTooLarge
 from datasources.facts import FactFilter
 from resolvers.context import Context, Limits
-from resolvers.scope import scoped_filter
+from resolvers.permissions import reads_everyone
+from resolvers.scope import check_user_ids, scoped_filter
 
 _TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
 
@@ -65,23 +66,36 @@ async def _user_ids(ctx: Context, ids: tuple[str, ...] | None) -> None:
         raise _unknown("userIds", sorted(unknown))
 
 
-async def _key_buckets(ctx: Context, ids: tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """apiKeyIds as key buckets: a directory key's token hash, else the id if it names a bucket."""
+async def _key_buckets(
+    ctx: Context, ids: tuple[str, ...] | None
+) -> tuple[tuple[str, ...] | None, dict[str, str | None]]:
+    """apiKeyIds as key buckets (a directory key's token hash, else the id if it names a bucket), with the
+    directory owner of each bucket the viewer's scope needs to know."""
     if not ids:
-        return ids
+        return ids, {}
     keys = await directory.api_keys_by_ids(ctx.db, ids)
-    unknown = [key_id for key_id in ids if key_id not in keys and not is_key_bucket(key_id)]
-    if unknown:
-        raise _unknown("apiKeyIds", unknown)
-    return tuple(sorted({keys[key_id].token_hash if key_id in keys else key_id for key_id in ids}))
+    owners: dict[str, str | None] = {key.token_hash: key.user_id for key in keys.values()}
+    named = [key_id for key_id in ids if key_id not in keys]
+    if reads_everyone(ctx.viewer):
+        unknown = [key_id for key_id in named if not is_key_bucket(key_id)]
+        if unknown:
+            raise _unknown("apiKeyIds", unknown)
+    elif named:
+        # A plain user's ids that are not directory ids: theirs only if they are the hash of their key.
+        by_hash = await directory.api_keys_by_token_hashes(ctx.db, [n for n in named if is_key_bucket(n)])
+        owners.update({bucket: key.user_id for bucket, key in by_hash.items()})
+    return tuple(sorted({keys[key_id].token_hash if key_id in keys else key_id for key_id in ids})), owners
 
 
 async def resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilter:
-    """The validated filter, clipped to the viewer's scope; BadUserInput names what is wrong."""
+    """The validated filter, clipped to the viewer's scope; BadUserInput names what is wrong, Forbidden
+    what is not the viewer's to see."""
     check_range(requested.date_from, requested.date_to, ctx.limits)
     user_ids = _values(requested.user_ids)
-    _, api_keys = await asyncio.gather(
-        _user_ids(ctx, user_ids), _key_buckets(ctx, _values(requested.api_key_ids))
+    check_user_ids(ctx.viewer, user_ids)
+    _, (api_keys, key_owners) = await asyncio.gather(
+        _user_ids(ctx, user_ids if reads_everyone(ctx.viewer) else None),
+        _key_buckets(ctx, _values(requested.api_key_ids)),
     )
     f = FactFilter(
         requested.date_from,
@@ -91,4 +105,4 @@ async def resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilter
         models=_values(requested.models),
         providers=_values(requested.providers),
     )
-    return scoped_filter(ctx.viewer, f)
+    return scoped_filter(ctx.viewer, f, key_owners)

@@ -5,12 +5,15 @@
   ``Date``) is the client's: ``BAD_USER_INPUT``;
 - anything else becomes "Internal error" with code ``INTERNAL`` and the request id, and is logged once
   with its traceback (:meth:`GatewaySchema.process_errors`);
+- without introspection, graphql-core's suggestions ("Did you mean 'x'?") are cut from messages, since
+  they would describe the schema piece by piece;
 - days the cache could not get from LiteLLM (collected in the context while resolving) are appended as
   ``UPSTREAM_UNAVAILABLE`` errors next to the data.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +32,7 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL"
 UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
 INTERNAL_MESSAGE = "Internal error"
+_SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
 
 
 def error_code(error: GraphQLError) -> str:
@@ -47,12 +51,14 @@ def _request_id(execution_context: ExecutionContext | None) -> str | None:
     return context.request_id if isinstance(context, Context) else None
 
 
-def _present(error: GraphQLError, request_id: str | None) -> GraphQLError:
+def _present(error: GraphQLError, request_id: str | None, *, hide_suggestions: bool) -> GraphQLError:
     code = error_code(error)
     if code == INTERNAL:
         message, extensions = INTERNAL_MESSAGE, {"code": code, "requestId": request_id}
     else:
         message, extensions = error.message, {**(error.extensions or {}), "code": code}
+        if hide_suggestions and not isinstance(error.original_error, GatewayError):
+            message = _SUGGESTION.sub("", message)
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -75,6 +81,9 @@ def _notice(notice: UpstreamNotice) -> GraphQLError:
 class ErrorCodes(SchemaExtension):
     """Rewrites the errors of every operation as described in the module docstring."""
 
+    def __init__(self, *, hide_suggestions: bool = True) -> None:
+        self.hide_suggestions = hide_suggestions
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
@@ -82,7 +91,10 @@ class ErrorCodes(SchemaExtension):
             return
         context = self.execution_context.context
         request_id = _request_id(self.execution_context)
-        errors = [_present(error, request_id) for error in result.errors or ()]
+        errors = [
+            _present(error, request_id, hide_suggestions=self.hide_suggestions)
+            for error in result.errors or ()
+        ]
         if isinstance(context, Context):
             errors.extend(_notice(notice) for notice in context.notices)
         result.errors = errors or None

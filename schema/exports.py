@@ -1,4 +1,4 @@
-"""Results of the mutations and exports (built by a later issue; the types are part of the contract)."""
+"""Results of the mutations and exports."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 import strawberry
 
+from datasources.exports import ExportRecord
 from schema.enums import ExportFormat, ExportStatus
 from schema.scalars import BigInt
 
@@ -21,6 +22,20 @@ class Export:
     download_url: str | None
     expires_at: datetime | None
     error: str | None
+
+    @classmethod
+    def from_record(cls, record: ExportRecord, download_url: str | None) -> Export:
+        return cls(
+            id=strawberry.ID(record.id),
+            status=ExportStatus[record.status.name],
+            format=ExportFormat[record.format.name],
+            row_count=None if record.row_count is None else BigInt(record.row_count),
+            byte_size=None if record.byte_size is None else BigInt(record.byte_size),
+            sha256=record.sha256,
+            download_url=download_url,
+            expires_at=record.expires_at,
+            error=record.error,
+        )
 
 
 @strawberry.type

@@ -1,4 +1,4 @@
-"""The root mutation. The work itself belongs to a later issue; see :mod:`resolvers.mutations`."""
+"""The root mutation: refreshes, directory sync and exports (work in :mod:`resolvers.mutations`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from datasources import exports as export_data
 from resolvers import mutations
 from resolvers.context import Context
 from schema.enums import ExportDimension, ExportFormat
@@ -18,19 +19,26 @@ from schema.inputs import UsageFilter
 EVERY_EXPORT_DIMENSION = list(ExportDimension)
 
 
+def _refresh_result(refreshed: mutations.Refreshed) -> RefreshResult:
+    return RefreshResult(days=refreshed.days, refreshed_at=refreshed.refreshed_at, changed=refreshed.changed)
+
+
 @strawberry.type
 class Mutation:
-    @mutation("Fetch the open days again now (admin only).")
+    @mutation("Fetch the open days (today, and yesterday while still open) again now (admin only).")
     async def refresh_today(self, info: Info[Context, None]) -> RefreshResult:
-        await mutations.refresh_today(info.context)
+        return _refresh_result(await mutations.refresh_today(info.context))
 
-    @mutation("Reopen and fetch again every day of a range (admin only).")
+    @mutation("Reopen and fetch again every day of a range, for corrections upstream (admin only).")
     async def refresh_range(
         self, info: Info[Context, None], from_: Annotated[date, strawberry.argument(name="from")], to: date
     ) -> RefreshResult:
-        await mutations.refresh_range(info.context)
+        return _refresh_result(await mutations.refresh_range(info.context, from_, to))
 
-    @mutation("Start an export of the usage under a filter.")
+    @mutation(
+        "Export the usage under a filter, grouped by the chosen dimensions. Small exports are DONE on"
+        " return; large ones continue in the background: poll Query.export(id)."
+    )
     async def export_usage(
         self,
         info: Info[Context, None],
@@ -38,8 +46,21 @@ class Mutation:
         format: ExportFormat,
         group_by: list[ExportDimension] = EVERY_EXPORT_DIMENSION,
     ) -> Export:
-        await mutations.export_usage(info.context)
+        record = await mutations.export_usage(
+            info.context,
+            filter.requested(),
+            export_data.ExportFormat[format.name],
+            [export_data.ExportDimension[d.name] for d in group_by],
+        )
+        return Export.from_record(record, mutations.download_url(record))
 
-    @mutation("Copy users and keys from LiteLLM into the directory (admin only).")
+    @mutation("Copy users and keys from LiteLLM into the directory; never deletes (admin only).")
     async def sync_directory(self, info: Info[Context, None]) -> SyncResult:
-        await mutations.sync_directory(info.context)
+        counts = await mutations.sync_directory(info.context)
+        return SyncResult(
+            users_created=counts.users_created,
+            users_updated=counts.users_updated,
+            api_keys_created=counts.api_keys_created,
+            api_keys_updated=counts.api_keys_updated,
+            api_keys_revoked=counts.api_keys_revoked,
+        )

@@ -74,4 +74,5 @@ class Query:
 
     @strawberry.field
     async def export(self, info: Info[Context, None], id: strawberry.ID) -> Export | None:
-        await mutations.export(info.context, id)
+        record = await mutations.export(info.context, id)
+        return None if record is None else Export.from_record(record, mutations.download_url(record))

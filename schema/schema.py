@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 
+from schema.access import RootFieldAccess
 from schema.errors import ErrorCodes, GatewaySchema
+from schema.limits import CostRateLimit, QueryLimits, limit_extensions
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
 
 
-def build_schema(*, introspection: bool = True) -> GatewaySchema:
-    """The gateway's schema; without ``introspection``, introspection queries fail validation."""
-    extensions: list[type[SchemaExtension]] = [ErrorCodes]
+def build_schema(*, introspection: bool = True, limits: QueryLimits | None = None) -> GatewaySchema:
+    """The gateway's schema with its safety extensions.
+
+    Without ``introspection``, introspection queries fail validation and error messages make no
+    suggestions ("Did you mean …") that would describe the schema anyway. ``limits`` default to
+    :class:`~schema.limits.QueryLimits`' defaults. Before an operation runs, its root fields are checked
+    against the viewer's roles (:mod:`schema.access`), then its cost is charged to the rate limit.
+    """
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        partial(ErrorCodes, hide_suggestions=not introspection)
+    ]
     if not introspection:
         extensions.append(DisableIntrospection)
+    extensions.extend(limit_extensions(limits or QueryLimits()))
+    extensions.extend([RootFieldAccess, CostRateLimit])
     return GatewaySchema(
         query=Query,
         mutation=Mutation,

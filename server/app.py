@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,13 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from schema.limits import QueryLimits
 from schema.schema import build_schema
 from server.config import Settings
+from server.downloads import download_route, expire_exports_periodically
 from server.graphql_view import GraphQLView
 from server.health import healthz, readiness
 from server.resources import Resources
 
 log = structlog.get_logger("usage_gateway.app")
+
+EXPORT_CLEANUP_SECONDS = 300.0  # expired export files are removed within this long of their expiry
 
 
 @dataclass
@@ -31,18 +37,42 @@ class _Held:
         return self.resources
 
 
+def query_limits(settings: Settings) -> QueryLimits:
+    return QueryLimits(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_tokens=settings.max_query_tokens,
+        max_cost=settings.max_query_cost,
+        max_range_days=settings.max_range_days,
+    )
+
+
+def _warn_about_posture(settings: Settings) -> None:
+    """One line at start for each protection that the configuration leaves off or weak."""
+    if settings.jwt_secret is None and settings.jwt_jwks_url is None:
+        log.warning(
+            "auth.unconfigured",
+            effect="every request is answered 401; set USAGE_GATEWAY_JWT_SECRET or …_JWT_JWKS_URL",
+        )
+    elif settings.jwt_secret is not None and len(settings.jwt_secret.get_secret_value().encode()) < 32:
+        log.warning("auth.weak_secret", effect="HS256 secrets should have at least 32 bytes")
+    if settings.rate_limit_cost and not settings.redis_url:
+        log.warning("rate_limit.disabled", effect="no per-user cost limit without USAGE_GATEWAY_REDIS_URL")
+    if settings.graphiql or settings.introspection:
+        log.warning("graphql.introspection_on", effect="the schema is visible to every authenticated caller")
+
+
 def create_app(settings: Settings, *, resources: Resources | None = None) -> Starlette:
-    """The Starlette app: ``/graphql``, ``/healthz``, ``/readyz``.
+    """The Starlette app: ``/graphql``, ``/exports/{id}``, ``/healthz``, ``/readyz``.
 
     Its lifespan opens :class:`Resources` from ``settings`` and closes them; ``resources`` given here
     (tests) are used as they are and left open.
     """
     held = _Held(resources)
-    if settings.jwt_secret is None:
-        log.warning("auth.unconfigured", effect="every request is answered 401; set USAGE_GATEWAY_JWT_SECRET")
-    elif len(settings.jwt_secret.get_secret_value().encode()) < 32:
-        log.warning("auth.weak_secret", effect="HS256 secrets should have at least 32 bytes")
-    schema = build_schema(introspection=settings.introspection or settings.graphiql)
+    _warn_about_posture(settings)
+    schema = build_schema(
+        introspection=settings.introspection or settings.graphiql, limits=query_limits(settings)
+    )
     view = GraphQLView(schema, settings, held.get)
 
     async def ready(_: Request) -> Response:
@@ -50,15 +80,27 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        if held.resources is not None:
-            yield
-            return
-        held.resources = await Resources.open(settings)
+        owned = held.resources is None
+        if owned:
+            held.resources = await Resources.open(settings)
+        cleanup = asyncio.create_task(
+            expire_exports_periodically(held.get().db, settings.export_dir, EXPORT_CLEANUP_SECONDS),
+            name="export-cleanup",
+        )
         try:
             yield
         finally:
-            opened, held.resources = held.resources, None
-            await opened.close()
+            cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cleanup
+            if owned:
+                opened, held.resources = held.get(), None
+                await opened.close()
 
-    routes = [Route("/graphql", view), Route("/healthz", healthz), Route("/readyz", ready)]
+    routes = [
+        Route("/graphql", view),
+        download_route(settings, held.get),
+        Route("/healthz", healthz),
+        Route("/readyz", ready),
+    ]
     return Starlette(routes=routes, lifespan=lifespan)

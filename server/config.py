@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     jwt_jwks_url: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # Clock skew tolerated on `exp`, `nbf` and `iat`.
+    jwt_leeway_seconds: Annotated[float, Field(ge=0, le=300)] = 30.0
+    # How long a fetched JWKS is trusted, and the least time between two refetches caused by an unknown
+    # `kid` (so tokens with made-up key ids cannot make the gateway hammer the identity provider).
+    jwt_jwks_cache_seconds: Annotated[float, Field(gt=0)] = 300.0
+    jwt_jwks_refresh_seconds: Annotated[float, Field(ge=0)] = 30.0
+    jwt_jwks_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     export_dir: Path = Path("var/exports")
     export_ttl_hours: PositiveInt = 24
     graphiql: bool = False
@@ -53,6 +60,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.CONSOLE
     db_pool_size: PositiveInt = 10
+    # Postgres cancels any one statement that runs longer (0: no limit).
+    db_statement_timeout_seconds: Annotated[float, Field(ge=0)] = 30.0
+    # Query limits (issue 5): over any of them a request is answered QUERY_TOO_COMPLEX.
+    max_query_depth: PositiveInt = 10
+    max_query_aliases: PositiveInt = 30
+    max_query_tokens: PositiveInt = 2000
+    max_query_cost: PositiveInt = 50_000
+    max_body_bytes: PositiveInt = 65_536
+    operation_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    # Per subject, the query cost allowed in each window (0: no rate limit; it needs REDIS_URL).
+    rate_limit_cost: Annotated[int, Field(ge=0)] = 500_000
+    rate_limit_window_seconds: PositiveInt = 60
     migrate_on_start: bool = False
 
     @field_validator("log_level")

@@ -125,7 +125,7 @@ def run_demo(host: str, port: int, *, seed: int) -> int:
             _say(f"  PostgreSQL  {postgres.url}  (data in {postgres.base_dir})")
             redis_url = _start_redis(cleanup)
             apply_migrations(postgres.url)
-            _fill_directory(postgres.url, data)
+            fill_directory(postgres.url, data)
             store = LiteLLMStore(data.keys, data.users, data.rows, master_key=MASTER_KEY)
             faults = Faults(failure_rate=UPSTREAM_FAILURE_RATE, seed=seed)
             litellm_url = cleanup.enter_context(running_litellm(store, faults))
@@ -173,7 +173,7 @@ def _start_redis(cleanup: contextlib.ExitStack) -> str | None:
     return redis.url
 
 
-def _fill_directory(url: str, data: DemoData) -> None:
+def fill_directory(url: str, data: DemoData) -> None:
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         with cursor.copy(f"COPY users ({', '.join(_USER_COLUMNS)}) FROM STDIN") as copy:
             for user in data.directory_users:

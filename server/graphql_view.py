@@ -1,27 +1,40 @@
 """``/graphql``: POST JSON only (GraphiQL on GET when enabled), authenticated before GraphQL runs,
-answered with orjson."""
+answered with orjson.
+
+Before GraphQL sees a request: a body over ``MAX_BODY_BYTES`` is 413, a missing or invalid token 401
+(503 when the JWKS cannot be fetched). Around it: the operation runs under ``OPERATION_TIMEOUT_SECONDS``
+(past it, ``QUERY_TOO_COMPLEX``), and an operation the rate limit refused becomes HTTP 429 with
+``Retry-After``. Batches (a JSON list) are refused: Strawberry's batching is off.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Callable
 
 import orjson
+import structlog
 from cross_web import HTTPException
+from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from datasources.errors import Unauthenticated
-from resolvers.context import Context, Limits
+from datasources.errors import QueryTooComplex, Unauthenticated
+from datasources.rate_limit import CostRateLimiter
+from resolvers.context import Budget, Context, Limits, Operations
 from resolvers.loaders import Loaders
 from schema.errors import GatewaySchema
-from server.auth import authenticate
+from server.auth import KeySourceUnavailable, authenticate, challenge
+from server.body_limit import BodyTooLarge, read_body, replay
 from server.config import Settings
 from server.resources import Resources
-from server.responses import error_response
+from server.responses import OrjsonResponse, error_response
+
+log = structlog.get_logger("usage_gateway.graphql")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -40,6 +53,7 @@ class GraphQLView(GraphQL[Context, None]):
         self._settings = settings
         self._resources = resources
         self._limits = Limits(max_range_days=settings.max_range_days)
+        self._limiter: tuple[Redis, CostRateLimiter] | None = None
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -51,12 +65,32 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "http":
             await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
             return
+        if scope["method"] == "POST":
+            try:
+                body = await read_body(scope, receive, self._settings.max_body_bytes)
+            except BodyTooLarge as exc:
+                response: Response = error_response(413, QueryTooComplex.code, str(exc))
+                await response(scope, receive, send)
+                return
+            receive = replay(body, receive)
         response = await self._respond(Request(scope, receive))
         await response(scope, receive, send)
 
     def _wants_ide(self, request: Request) -> bool:
         accept = request.headers.get("accept", "")
         return self.graphql_ide is not None and "query" not in request.query_params and "text/html" in accept
+
+    def _rate_limiter(self, redis: Redis | None) -> CostRateLimiter | None:
+        if redis is None or not self._settings.rate_limit_cost:
+            return None
+        if self._limiter is None or self._limiter[0] is not redis:
+            limiter = CostRateLimiter(
+                redis,
+                budget=self._settings.rate_limit_cost,
+                window_seconds=self._settings.rate_limit_window_seconds,
+            )
+            self._limiter = (redis, limiter)
+        return self._limiter[1]
 
     async def _respond(self, request: Request) -> Response:
         if request.method == "GET" and self._wants_ide(request):
@@ -66,10 +100,10 @@ class GraphQLView(GraphQL[Context, None]):
         rid = request_id(request)
         try:
             viewer = await authenticate(request, self._settings)
+        except KeySourceUnavailable as exc:
+            return error_response(503, "UPSTREAM_UNAVAILABLE", exc.message, {"X-Request-ID": rid})
         except Unauthenticated as exc:
-            return error_response(
-                401, exc.code, exc.message, {"WWW-Authenticate": "Bearer", "X-Request-ID": rid}
-            )
+            return error_response(401, exc.code, exc.message, {**challenge(exc), "X-Request-ID": rid})
         resources = self._resources()
         context = Context(
             db=resources.db,
@@ -78,10 +112,34 @@ class GraphQLView(GraphQL[Context, None]):
             loaders=Loaders.build(resources.db),
             request_id=rid,
             limits=self._limits,
+            budget=Budget(limiter=self._rate_limiter(resources.redis)),
+            operations=Operations(
+                litellm=resources.litellm,
+                export_dir=self._settings.export_dir,
+                export_ttl_hours=self._settings.export_ttl_hours,
+            ),
         )
         try:
-            response = await self.run(request, context=context)
+            async with asyncio.timeout(self._settings.operation_timeout_seconds):
+                response = await self.run(request, context=context)
         except HTTPException as exc:
             response = PlainTextResponse(exc.reason, status_code=exc.status_code)
+        except TimeoutError:
+            response = self._timed_out(context)
+        if context.budget.retry_after is not None:
+            response.status_code = 429
+            response.headers["Retry-After"] = str(context.budget.retry_after)
         response.headers["X-Request-ID"] = rid
         return response
+
+    def _timed_out(self, context: Context) -> Response:
+        seconds = self._settings.operation_timeout_seconds
+        log.warning(
+            "graphql.timeout", request_id=context.request_id, seconds=seconds, cost=context.budget.cost
+        )
+        message = f"the operation ran longer than {seconds:g} s, the limit; ask for fewer days or nodes"
+        error = {
+            "message": message,
+            "extensions": {"code": QueryTooComplex.code, "requestId": context.request_id},
+        }
+        return OrjsonResponse({"data": None, "errors": [error]})

@@ -7,6 +7,7 @@ import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 
@@ -25,8 +26,24 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+def configured_secrets(settings: Settings) -> tuple[str, ...]:
+    """The secrets ``settings`` hold: the LiteLLM master key, the JWT secret, the database and Redis
+    passwords (from their URLs)."""
+    found = [
+        secret.get_secret_value()
+        for secret in (settings.litellm_master_key, settings.jwt_secret)
+        if secret is not None
+    ]
+    for url in (settings.database_url, settings.redis_url):
+        password = urlsplit(url).password if url else None
+        if password:
+            found.extend({password, unquote(password)})
+    # Very short values would blank out ordinary words of every line.
+    return tuple(secret for secret in found if len(secret) >= 4)
+
+
 def configure_logging(settings: Settings, *, secrets: tuple[str, ...] = ()) -> None:
-    known = tuple(s for s in secrets if s)
+    known = tuple(s for s in (*secrets, *configured_secrets(settings)) if s)
 
     def scrub_known(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         for key, value in list(event.items()):
@@ -48,6 +65,8 @@ def configure_logging(settings: Settings, *, secrets: tuple[str, ...] = ()) -> N
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # Tracebacks become text here, so the scrubbers below see them too.
+            structlog.processors.format_exc_info,
             _redact,
             scrub_known,
             renderer,

@@ -30,7 +30,11 @@ class Resources:
             apply_migrations(settings.database_url)
         # Day fetches hold a connection for their lock (without Redis) and another to write the day.
         pool_size = max(settings.db_pool_size, 2 * settings.litellm_concurrency + 4)
-        db = await Database.open(settings.database_url, max_size=pool_size)
+        db = await Database.open(
+            settings.database_url,
+            max_size=pool_size,
+            statement_timeout_ms=round(settings.db_statement_timeout_seconds * 1000),
+        )
         redis: Redis | None = None
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url)

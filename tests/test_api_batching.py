@@ -66,7 +66,8 @@ def user_facts(n: int) -> list[Fact]:
 
 @pytest.fixture
 async def gw(database_url: str, redis_url: str) -> AsyncIterator[Gateway]:
-    async with open_gateway(database_url, redis_url) as gateway:
+    # Far larger than a client would ask: lift the cost and rate limits (tested in test_limits).
+    async with open_gateway(database_url, redis_url, max_query_cost=10_000_000, rate_limit_cost=0) as gateway:
         users = [DirectoryUser(f"user-{n:03d}", f"User {n}") for n in range(USERS)]
         keys = [DirectoryKey(f"key-{n}", token_hash(f"key-{n}"), f"user-{n:03d}") for n in range(USERS)]
         await seed_directory(gateway.db, users, keys)

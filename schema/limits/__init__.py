@@ -1,0 +1,52 @@
+"""Limits on what one GraphQL request may ask: one extension per file, each answering an operation over
+its limit with ``QUERY_TOO_COMPLEX`` and the limit in the message, before anything runs.
+
+    tokens   MaxTokens     the parser stops past ``max_tokens`` tokens
+    depth    MaxDepth      fields nested deeper than ``max_depth``
+    aliases  MaxAliases    more than ``max_aliases`` aliased fields
+    cost     QueryCost     an estimated cost over ``max_cost`` (reported in every response)
+    rate     CostRateLimit the viewer's cost budget per window is spent (HTTP 429)
+
+The rest of the limits are not GraphQL's: the body size, the operation timeout and the HTTP method sit in
+the view (:mod:`server.graphql_view`), ``first`` and ``MAX_RANGE_DAYS`` in the resolvers, and Postgres'
+``statement_timeout`` in the connection settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from strawberry.extensions import SchemaExtension
+
+from resolvers.context import MAX_FIRST
+from schema.limits.aliases import MaxAliases
+from schema.limits.cost import CostModel, QueryCost
+from schema.limits.depth import MaxDepth
+from schema.limits.rate_limit import CostRateLimit
+from schema.limits.tokens import MaxTokens
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    max_cost: int = 50_000
+    max_first: int = MAX_FIRST
+    max_range_days: int = 400
+
+
+def limit_extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
+    """The extensions enforcing ``limits``, in the order they apply (each built fresh per request)."""
+    model = CostModel(max_first=limits.max_first, max_range_days=limits.max_range_days)
+    return [
+        partial(MaxTokens, limits.max_tokens),
+        partial(MaxDepth, limits.max_depth),
+        partial(MaxAliases, limits.max_aliases),
+        partial(QueryCost, limits.max_cost, model),
+    ]
+
+
+__all__ = ["CostRateLimit", "QueryLimits", "limit_extensions"]

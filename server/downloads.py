@@ -1,0 +1,131 @@
+"""``GET /exports/{id}``: an export's file for its requester (or an admin), and the cleanup of old files.
+
+Answers: 401 without a valid token; 404 for an unknown id (or a file missing from EXPORT_DIR); 403 for
+another user's export; 410 Gone once the export expired (the id was real, the file is gone for good, so a
+client can tell "ask for a new export" from a typo); 409 while it is not DONE (pending, running, failed).
+Every answer after authentication is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from datasources import audit
+from datasources.db import Database
+from datasources.errors import Unauthenticated
+from datasources.exports import ExportRecord, ExportStatus, expire_exports, get_export
+from server.auth import Role, Viewer, authenticate
+from server.config import Settings
+from server.resources import Resources
+from server.responses import error_response
+
+log = structlog.get_logger("usage_gateway.downloads")
+
+DOWNLOAD_PATH = "/exports/{export_id}"
+_READERS_OF_ALL = frozenset({Role.ADMIN, Role.ADMIN_READONLY})
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def download_url(export_id: str) -> str:
+    """The path a client downloads an export from (relative to the gateway's base URL)."""
+    return DOWNLOAD_PATH.format(export_id=export_id)
+
+
+def download_filename(record: ExportRecord) -> str:
+    f = record.filter
+    return f"usage_{f.date_from.isoformat()}_{f.date_to.isoformat()}.{record.format.extension}"
+
+
+def may_download(viewer: Viewer, record: ExportRecord) -> bool:
+    return viewer.id == record.requested_by or bool(viewer.roles & _READERS_OF_ALL)
+
+
+async def _answer(
+    record: ExportRecord | None, viewer: Viewer, export_dir: Path, now: datetime
+) -> tuple[str, Response]:
+    """(audit outcome, response) for a viewer asking for an export."""
+    if record is None:
+        return "not_found", error_response(404, "NOT_FOUND", "no such export")
+    if not may_download(viewer, record):
+        return "forbidden", error_response(403, "FORBIDDEN", "this export belongs to another user")
+    if record.status is ExportStatus.EXPIRED or record.expires_at <= now:
+        return "expired", error_response(410, "EXPIRED", "this export has expired; request a new one")
+    if record.status is not ExportStatus.DONE or record.path is None:
+        message = f"this export is {record.status.value}" + (f": {record.error}" if record.error else "")
+        return "not_ready", error_response(409, "NOT_READY", message)
+    path = export_dir / record.path
+    try:
+        stat = await asyncio.to_thread(os.stat, path)
+    except FileNotFoundError:
+        log.warning("download.file_missing", export_id=record.id, path=str(path))
+        return "file_missing", error_response(404, "NOT_FOUND", "the export file is not on this gateway")
+    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+    if record.sha256:
+        headers["ETag"] = f'"{record.sha256}"'
+    response = FileResponse(
+        path,
+        stat_result=stat,
+        media_type=record.format.media_type,
+        filename=download_filename(record),
+        headers=headers,
+    )
+    return "ok", response
+
+
+def download_route(
+    settings: Settings, resources: Callable[[], Resources], *, clock: Clock = utc_now
+) -> Route:
+    """The Starlette route for ``GET /exports/{export_id}`` (HEAD too)."""
+
+    async def download(request: Request) -> Response:
+        try:
+            viewer = await authenticate(request, settings)
+        except Unauthenticated as exc:
+            return error_response(401, "UNAUTHENTICATED", exc.message, {"WWW-Authenticate": "Bearer"})
+        export_id = request.path_params["export_id"]
+        db = resources().db
+        record = await get_export(db, export_id) if len(export_id) <= 64 else None
+        outcome, response = await _answer(record, viewer, settings.export_dir, clock())
+        await audit.record(
+            db,
+            actor=viewer.id,
+            action="downloadExport",
+            arguments={"id": export_id[:64]},
+            outcome=outcome,
+            detail={"bytes": record.byte_size, "sha256": record.sha256}
+            if outcome == "ok" and record
+            else None,
+        )
+        return response
+
+    return Route(DOWNLOAD_PATH, download, methods=["GET"], name="download_export")
+
+
+async def expire_exports_periodically(
+    db: Database, export_dir: Path, interval: float, *, clock: Clock = utc_now
+) -> None:
+    """Expire old exports and delete their files every ``interval`` seconds, until cancelled.
+
+    Meant as a task of the app's lifespan: every replica may run it, each expiry is claimed by exactly
+    one (``UPDATE … RETURNING``). A failed round is logged and retried at the next interval.
+    """
+    while True:
+        try:
+            await expire_exports(db, export_dir, clock())
+        except Exception:
+            log.exception("exports.cleanup_failed")
+        await asyncio.sleep(interval)

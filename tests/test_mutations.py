@@ -1,0 +1,206 @@
+"""The mutations through the ASGI app, with LiteLLM played by the project's compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from datasources.days import Clock, DayCache
+from datasources.db import Database
+from datasources.litellm import LiteLLMClient
+from resolvers.viewer import Role
+from server.app import create_app
+from server.config import Settings
+from server.litellm_compat import LiteLLMStore, running_litellm
+from server.resources import Resources
+from tests.api_client import SECRET, Gateway
+from tests.expected import assert_same_cells, expected_cells, total_of
+from tests.gateway_harness import MASTER_KEY, clock_at, long_after, stored_cells
+from tests.test_day_cache import GOLDEN, day_fetches, spread_rows
+
+REFRESH_TODAY = "mutation { refreshToday { days refreshedAt changed } }"
+REFRESH_RANGE = "mutation($from: Date!, $to: Date!) { refreshRange(from: $from, to: $to) { days changed } }"
+SYNC = "mutation { syncDirectory { usersCreated usersUpdated apiKeysCreated apiKeysUpdated apiKeysRevoked } }"
+EXPORT = """
+mutation($from: Date!, $to: Date!, $format: ExportFormat!) {
+  exportUsage(filter: {from: $from, to: $to}, format: $format) {
+    id status format rowCount byteSize sha256 downloadUrl expiresAt error
+  }
+}"""
+TOTALS = (
+    "query($from: Date!, $to: Date!) { usage(filter: {from: $from, to: $to}) { totals { spend requests } } }"
+)
+
+
+@asynccontextmanager
+async def gateway_with_litellm(
+    database_url: str, redis_url: str, litellm_url: str, *, clock: Clock, export_dir: Path
+) -> AsyncIterator[Gateway]:
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        jwt_secret=SECRET,
+        export_dir=export_dir,
+        litellm_url=litellm_url,
+    )
+    db = await Database.open(database_url, max_size=20)
+    redis = Redis.from_url(redis_url)
+    client = LiteLLMClient(litellm_url, MASTER_KEY, retries=1, backoff_seconds=0.01)
+    resources = Resources(settings, db, redis, client, DayCache(db, client, redis, clock=clock))
+    app = create_app(settings, resources=resources)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+        ) as http:
+            yield Gateway(http, db, settings)
+    finally:
+        await resources.close()
+
+
+async def audit_rows(db: Database, action: str) -> list[tuple[Any, ...]]:
+    return await db.fetch_all(
+        "SELECT actor, arguments, outcome, detail FROM audit_log WHERE action = %s ORDER BY id", (action,)
+    )
+
+
+async def test_twenty_concurrent_refresh_today_calls_fetch_each_open_day_once(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    today = date(2026, 11, 23)
+    store = LiteLLMStore(keys=[], users=[], rows=spread_rows([today]))
+    clock = clock_at(datetime.combine(today, time(15), UTC))
+    with running_litellm(store) as url:
+        async with gateway_with_litellm(database_url, redis_url, url, clock=clock, export_dir=tmp_path) as gw:
+            bodies = await asyncio.gather(*(gw.data(REFRESH_TODAY) for _ in range(20)))
+            assert day_fetches(store, today) == 1
+            assert {tuple(b["refreshToday"]["days"]) for b in bodies} == {(today.isoformat(),)}
+            assert all(b["refreshToday"]["changed"] for b in bodies)
+
+            store.add_rows(spread_rows([today], per_day=1))
+            again = await gw.data(REFRESH_TODAY)
+            assert again["refreshToday"]["changed"] is True
+            assert day_fetches(store, today) == 2
+            assert_same_cells(await stored_cells(gw.db), expected_cells(store.rows()))
+
+            unchanged = await gw.data(REFRESH_TODAY)
+            assert unchanged["refreshToday"]["changed"] is False
+            audits = await audit_rows(gw.db, "refreshToday")
+            assert len(audits) == 22
+            assert {row[0] for row in audits} == {"admin"}
+            assert {row[2] for row in audits} == {"ok"}
+
+
+async def test_refresh_range_replaces_closed_days_exactly_and_is_audited(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    days = [date(2026, 11, 1), date(2026, 11, 2)]
+    rows = spread_rows(days)
+    store = LiteLLMStore(keys=[], users=[], rows=rows)
+    variables = {"from": "2026-11-01", "to": "2026-11-02"}
+    with running_litellm(store) as url:
+        async with gateway_with_litellm(
+            database_url, redis_url, url, clock=clock_at(long_after(days[-1])), export_dir=tmp_path
+        ) as gw:
+            before = await gw.data(TOTALS, variables)
+            assert before["usage"]["totals"]["requests"] == total_of(rows).api_requests
+            corrected = [{**row, "api_requests": row["api_requests"] + 1} for row in rows]
+            store.set_rows(corrected)
+            # Closed days are never fetched again on their own...
+            assert (await gw.data(TOTALS, variables)) == before
+            result = await gw.data(REFRESH_RANGE, variables)
+            assert result["refreshRange"] == {"days": ["2026-11-01", "2026-11-02"], "changed": True}
+            after = await gw.data(TOTALS, variables)
+            # ...and an admin's refresh replaces them: the new numbers, not old + new.
+            assert after["usage"]["totals"]["requests"] == total_of(corrected).api_requests
+            assert_same_cells(await stored_cells(gw.db), expected_cells(corrected))
+            audits = await audit_rows(gw.db, "refreshRange")
+            assert len(audits) == 1
+            assert audits[0][1]["from"] == "2026-11-01"
+            assert audits[0][2] == "ok"
+
+
+async def test_refresh_range_is_bounded_and_checked(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    store = LiteLLMStore(keys=[], users=[], rows=[])
+    with running_litellm(store) as url:
+        async with gateway_with_litellm(
+            database_url, redis_url, url, clock=clock_at(long_after(date(2026, 11, 2))), export_dir=tmp_path
+        ) as gw:
+            too_long = await gw.query(REFRESH_RANGE, {"from": "2025-01-01", "to": "2026-11-01"})
+            assert too_long["errors"][0]["extensions"]["code"] == "RANGE_TOO_LARGE"
+            reversed_range = await gw.query(REFRESH_RANGE, {"from": "2026-11-02", "to": "2026-11-01"})
+            assert reversed_range["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+            readonly = gw.token("ro", Role.ADMIN_READONLY)
+            forbidden = await gw.query(REFRESH_TODAY, token=readonly)
+            assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert store.requests_for("/user/daily/activity") == []
+
+
+async def test_sync_directory_on_the_golden_directory_then_nothing_changes(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    golden = json.loads((GOLDEN / "directory.json").read_text())
+    store = LiteLLMStore.from_golden(GOLDEN / "directory.json")
+    with running_litellm(store) as url:
+        async with gateway_with_litellm(
+            database_url, redis_url, url, clock=clock_at(long_after(date(2026, 11, 2))), export_dir=tmp_path
+        ) as gw:
+            first = (await gw.data(SYNC))["syncDirectory"]
+            assert first["usersCreated"] == len(golden["users"])
+            assert first["apiKeysCreated"] == len(golden["keys"])
+            second = (await gw.data(SYNC))["syncDirectory"]
+            assert second == dict.fromkeys(second, 0)
+            stored = await gw.db.fetch_all("SELECT token_hash FROM api_keys")
+            assert {row[0] for row in stored} == {key["token"] for key in golden["keys"]}
+            assert len(await audit_rows(gw.db, "syncDirectory")) == 2
+
+
+async def test_export_usage_writes_a_downloadable_file_that_sums_to_the_totals(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    days = [date(2026, 11, 5), date(2026, 11, 6)]
+    rows = spread_rows(days, per_day=4)
+    store = LiteLLMStore(keys=[], users=[], rows=rows)
+    variables = {"from": "2026-11-05", "to": "2026-11-06", "format": "CSV"}
+    with running_litellm(store) as url:
+        async with gateway_with_litellm(
+            database_url, redis_url, url, clock=clock_at(long_after(days[-1])), export_dir=tmp_path
+        ) as gw:
+            export = (await gw.data(EXPORT, variables))["exportUsage"]
+            assert export["status"] == "DONE"
+            assert export["format"] == "CSV"
+            assert export["downloadUrl"] == f"/exports/{export['id']}"
+            response = await gw.client.get(
+                export["downloadUrl"], headers={"Authorization": f"Bearer {gw.admin}"}
+            )
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/csv")
+            assert "usage_2026-11-05_2026-11-06" in response.headers["content-disposition"]
+            assert len(response.content) == export["byteSize"]
+            table = list(csv.DictReader(io.StringIO(response.text)))
+            assert len(table) == export["rowCount"]
+            assert sum(int(r["requests"]) for r in table) == total_of(rows).api_requests
+            found = await gw.data(
+                "query($id: ID!) { export(id: $id) { id status sha256 } }", {"id": export["id"]}
+            )
+            assert found["export"] == {"id": export["id"], "status": "DONE", "sha256": export["sha256"]}
+            stranger = gw.token("someone-else", Role.USER)
+            hidden = await gw.data(
+                "query($id: ID!) { export(id: $id) { id } }", {"id": export["id"]}, token=stranger
+            )
+            assert hidden["export"] is None
+            unknown = await gw.client.get(
+                "/exports/no-such-id", headers={"Authorization": f"Bearer {gw.admin}"}
+            )
+            assert unknown.status_code == 404

@@ -55,7 +55,7 @@ class Viewer:
 class Query:
     @described("Usage under a filter; each field is computed only when selected.")
     async def usage(self, info: Info[Context, None], filter: UsageFilter) -> Usage:
-        active = selects_any(info.selected_fields, ACTIVE_COUNTS)
+        active = selects_any(info, ACTIVE_COUNTS)
         return Usage.of(await resolve.usage(info.context, filter.requested(), active_counts=active))
 
     @strawberry.field

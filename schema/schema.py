@@ -13,6 +13,7 @@ from schema.access import RootFieldAccess
 from schema.errors import ErrorCodes, GatewaySchema
 from schema.limits import CostRateLimit, QueryLimits, limit_extensions
 from schema.mutation import Mutation
+from schema.no_nul import NoNulCharacters
 from schema.query import Query
 from schema.scalars import SCALARS
 
@@ -30,7 +31,7 @@ def build_schema(*, introspection: bool = True, limits: QueryLimits | None = Non
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    extensions.extend(limit_extensions(limits or QueryLimits()))
+    extensions.extend([NoNulCharacters, *limit_extensions(limits or QueryLimits())])
     extensions.extend([RootFieldAccess, CostRateLimit])
     return GatewaySchema(
         query=Query,

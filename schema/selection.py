@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 from graphql.pyutils import Path
 from strawberry.types import Info
-from strawberry.types.nodes import Selection
 
 ACTIVE_COUNTS = frozenset({"activeUsers", "activeApiKeys", "activeModels"})
 
 
-def selects_any(selections: Iterable[Selection], names: frozenset[str]) -> bool:
-    """Whether a field named in ``names`` appears anywhere below ``selections`` (fragments included)."""
-    for selection in selections:
-        if getattr(selection, "name", None) in names or selects_any(selection.selections, names):
-            return True
-    return False
+def selects_any(info: Info[Any, Any], names: frozenset[str]) -> bool:
+    """Whether a field named in ``names`` appears anywhere below the field being resolved (fragments
+    included).
+
+    Walks graphql-core's document, each fragment once: Strawberry's ``info.selected_fields`` expands every
+    spread of every fragment, which a document of fragments spreading each other twice makes exponential.
+    """
+    raw = info._raw_info
+    seen: set[str] = set()
+
+    def walk(selection_set: SelectionSetNode | None) -> bool:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode) and selection.name.value in names:
+                return True
+            if isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in seen:
+                    continue
+                seen.add(name)
+                fragment = raw.fragments.get(name)
+                if fragment is not None and walk(fragment.selection_set):
+                    return True
+            elif isinstance(selection, FieldNode | InlineFragmentNode) and walk(selection.selection_set):
+                return True
+        return False
+
+    return any(walk(node.selection_set) for node in raw.field_nodes)
 
 
 def site(info: Info[Any, Any]) -> tuple[str, ...]:

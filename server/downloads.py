@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from datasources import audit
 from datasources.db import Database
 from datasources.errors import Unauthenticated
 from datasources.exports import ExportRecord, ExportStatus, expire_exports, get_export
-from server.auth import Role, Viewer, authenticate
+from server.auth import KeySourceUnavailable, Role, Viewer, authenticate, challenge
 from server.config import Settings
 from server.resources import Resources
 from server.responses import error_response
@@ -34,6 +35,9 @@ DOWNLOAD_PATH = "/exports/{export_id}"
 _READERS_OF_ALL = frozenset({Role.ADMIN, Role.ADMIN_READONLY})
 
 Clock = Callable[[], datetime]
+
+
+_EXPORT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def utc_now() -> datetime:
@@ -94,11 +98,14 @@ def download_route(
     async def download(request: Request) -> Response:
         try:
             viewer = await authenticate(request, settings)
+        except KeySourceUnavailable as exc:
+            return error_response(503, "UPSTREAM_UNAVAILABLE", exc.message)
         except Unauthenticated as exc:
-            return error_response(401, "UNAUTHENTICATED", exc.message, {"WWW-Authenticate": "Bearer"})
+            return error_response(401, "UNAUTHENTICATED", exc.message, challenge(exc))
         export_id = request.path_params["export_id"]
         db = resources().db
-        record = await get_export(db, export_id) if len(export_id) <= 64 else None
+        # Export ids are UUIDs: anything else cannot exist, and must not reach Postgres (a NUL would fail).
+        record = await get_export(db, export_id) if _EXPORT_ID.fullmatch(export_id) else None
         outcome, response = await _answer(record, viewer, settings.export_dir, clock())
         await audit.record(
             db,

@@ -186,7 +186,9 @@ async def test_previous_period_days_missing_are_reported_when_selected(gw: Gatew
     assert body["data"]["usage"]["previousPeriod"] == {"spend": 0.0}
 
 
-async def test_refresh_without_litellm_is_an_upstream_error_and_an_unknown_export_is_null(gw: Gateway) -> None:
+async def test_refresh_without_litellm_is_upstream_unavailable_and_an_unknown_export_null(
+    gw: Gateway,
+) -> None:
     body = await gw.query("mutation { refreshToday { changed } }")
     assert codes(body) == ["UPSTREAM_UNAVAILABLE"]
     body = await gw.query('{ export(id: "x") { id } }')

@@ -204,3 +204,5 @@ async def test_export_usage_writes_a_downloadable_file_that_sums_to_the_totals(
                 "/exports/no-such-id", headers={"Authorization": f"Bearer {gw.admin}"}
             )
             assert unknown.status_code == 404
+            nul = await gw.client.get("/exports/a%00b", headers={"Authorization": f"Bearer {gw.admin}"})
+            assert nul.status_code == 404

@@ -1,19 +1,16 @@
-"""What the limit rules share: their error, and walking a document's fields through its fragments."""
+"""What the limit rules share: their error, and finding a document's fragments and operations."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
-    InlineFragmentNode,
     Node,
     OperationDefinitionNode,
-    SelectionSetNode,
 )
 
 from datasources.errors import QueryTooComplex
@@ -38,10 +35,3 @@ def operations(document: DocumentNode, name: str | None) -> list[OperationDefini
     found = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     named = [op for op in found if name is not None and op.name is not None and op.name.value == name]
     return named or found
-
-
-def direct_selections(
-    selection_set: SelectionSetNode | None,
-) -> Iterator[FieldNode | FragmentSpreadNode | InlineFragmentNode]:
-    if selection_set is not None:
-        yield from selection_set.selections  # type: ignore[misc]  # graphql-core types it as SelectionNode

@@ -74,6 +74,8 @@ FIELD_COSTS: Mapping[str, int] = {
         for name in ("refreshToday", "refreshRange", "exportUsage", "syncDirectory")
     },
 }
+# Costs are exact Python integers; what is reported stays a JSON-safe number.
+MAX_REPORTED_COST = 2**53 - 1
 _BUCKET_DAYS = {"DAY": 1, "WEEK": 7, "MONTH": 28}
 
 
@@ -123,7 +125,8 @@ class _Estimate:
         root = self._schema.get_root_type(operation.operation)
         if root is None:
             return 0
-        return self._selections(root, operation.selection_set, self._model.max_range_days, None)
+        cost = self._selections(root, operation.selection_set, self._model.max_range_days, None)
+        return min(cost, MAX_REPORTED_COST)
 
     def _argument(self, node: FieldNode, definition: GraphQLField, name: str) -> Any:
         for argument in node.arguments or ():

@@ -111,7 +111,7 @@ def download_route(
             db,
             actor=viewer.id,
             action="downloadExport",
-            arguments={"id": export_id[:64]},
+            arguments={"id": export_id[:64].replace("\x00", "")},  # jsonb refuses NUL
             outcome=outcome,
             detail={"bytes": record.byte_size, "sha256": record.sha256}
             if outcome == "ok" and record

@@ -10,7 +10,8 @@ from typing import Any
 from psycopg import sql
 
 from datasources.export_writers import Column, Kind
-from datasources.facts_types import Dimension, FactFilter
+from datasources.facts import where_clause
+from datasources.facts_types import FactFilter
 
 
 class ExportDimension(StrEnum):
@@ -110,21 +111,6 @@ _METRIC_COLUMNS = (Column("spend", Kind.DECIMAL), *(Column(name, Kind.INT) for n
 
 def export_columns(group_by: Sequence[ExportDimension]) -> list[Column]:
     return [column for d in group_by for _, column in _DIMENSION_SELECT[d]] + list(_METRIC_COLUMNS)
-
-
-def where_clause(f: FactFilter, params: dict[str, Any]) -> sql.Composable:
-    """The filter as a condition on ``usage_facts``; adds its values to ``params``."""
-    params["date_from"], params["date_to"] = f.date_from, f.date_to
-    conditions: list[sql.Composable] = [sql.SQL("date BETWEEN %(date_from)s AND %(date_to)s")]
-    for dimension in Dimension:
-        values = f.values_for(dimension)
-        if values is not None:
-            name = f"only_{dimension.value}"
-            params[name] = list(values)
-            conditions.append(
-                sql.SQL("{} = ANY({}::text[])").format(sql.Identifier(dimension.value), sql.Placeholder(name))
-            )
-    return sql.SQL(" AND ").join(conditions)
 
 
 def _group_clause(group_by: Sequence[ExportDimension]) -> sql.Composable:

@@ -179,7 +179,7 @@ def _columns(alias: str) -> sql.Composable:
     return _list(sql.Identifier(alias, name) for name in _METRICS)
 
 
-def _where(f: FactFilter, params: dict[str, Any]) -> sql.Composable:
+def where_clause(f: FactFilter, params: dict[str, Any]) -> sql.Composable:
     """The filter as a condition on ``usage_facts``; adds its values to ``params``."""
     params["date_from"], params["date_to"] = f.date_from, f.date_to
     conditions: list[sql.Composable] = [sql.SQL("date BETWEEN %(date_from)s AND %(date_to)s")]
@@ -239,7 +239,7 @@ def _group_row(values: Sequence[Any]) -> GroupRow:
 async def totals(db: Database, f: FactFilter, *, active_counts: bool = True) -> UsageTotals:
     """The aggregate of every fact matching ``f``."""
     params: dict[str, Any] = {}
-    query = _aggregate([], _where(f, params), active_counts=active_counts, pre_aggregate=True)
+    query = _aggregate([], where_clause(f, params), active_counts=active_counts, pre_aggregate=True)
     row = await db.fetch_one(query, params)
     return UsageTotals.ZERO if row is None else UsageTotals.from_values(row)
 
@@ -256,7 +256,7 @@ async def time_series(
     params: dict[str, Any] = {}
     aggregate = _aggregate(
         [("bucket", _bucket(granularity))],
-        _where(f, params),
+        where_clause(f, params),
         active_counts=active_counts,
         pre_aggregate=False,
     )
@@ -306,7 +306,7 @@ async def breakdown(
         ).format(metric=sql.Identifier(order.metric.value), beyond=beyond, c=_C)
     groups = _aggregate(
         [("key", sql.Identifier(dimension.value))],
-        _where(f, params),
+        where_clause(f, params),
         active_counts=active_counts,
         pre_aggregate=True,
         related=_RELATED[dimension],
@@ -347,7 +347,7 @@ async def series_by_group(
     params: dict[str, Any] = {"keys": list(keys)}
     aggregate = _aggregate(
         [("key", sql.Identifier(dimension.value)), ("bucket", _bucket(granularity))],
-        sql.SQL("{} AND {}").format(_where(f, params), _any(dimension, "keys")),
+        sql.SQL("{} AND {}").format(where_clause(f, params), _any(dimension, "keys")),
         active_counts=active_counts,
         pre_aggregate=False,
     )
@@ -387,7 +387,7 @@ async def top_within(
     params: dict[str, Any] = {"outer_keys": list(outer_keys), "first": first}
     groups = _aggregate(
         [("outer_key", sql.Identifier(outer.value)), ("key", sql.Identifier(inner.value))],
-        sql.SQL("{} AND {}").format(_where(f, params), _any(outer, "outer_keys")),
+        sql.SQL("{} AND {}").format(where_clause(f, params), _any(outer, "outer_keys")),
         active_counts=active_counts,
         pre_aggregate=True,
         related=_RELATED[inner],
@@ -409,6 +409,6 @@ async def distinct_values(db: Database, f: FactFilter, dimension: Dimension) -> 
     dimension = Dimension(dimension)
     params: dict[str, Any] = {}
     query = sql.SQL("SELECT {dim} FROM usage_facts WHERE {where} GROUP BY {dim} ORDER BY {dim} {c}").format(
-        dim=sql.Identifier(dimension.value), where=_where(f, params), c=_C
+        dim=sql.Identifier(dimension.value), where=where_clause(f, params), c=_C
     )
     return [row[0] for row in await db.fetch_all(query, params)]

@@ -33,7 +33,7 @@ from datasources.facts import (  # the private builders: these queries are facts
     _group_columns,
     _group_row,
     _order_by,
-    _where,
+    where_clause,
 )
 
 Path = tuple[str, ...]
@@ -65,7 +65,7 @@ def _paths(dims: Sequence[Dimension], paths: Sequence[Path], params: dict[str, A
 def _on_path(f: FactFilter, dims: Sequence[Dimension], params: dict[str, Any]) -> sql.Composable:
     """The filter, and the facts' values of ``dims`` forming one of the paths."""
     return sql.SQL("{where} AND ({dims}) IN (SELECT {names} FROM paths)").format(
-        where=_where(f, params),
+        where=where_clause(f, params),
         dims=sql.SQL(", ").join(sql.Identifier(d.value) for d in dims),
         names=sql.SQL(", ").join(map(sql.Identifier, _names(len(dims)))),
     )

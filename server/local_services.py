@@ -14,9 +14,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, Literal
+
+import uvicorn
 
 
 class LocalServiceError(RuntimeError):
@@ -195,3 +199,47 @@ def running_redis() -> Iterator[LocalRedis]:
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def serving(
+    app: Any, *, lifespan: Literal["on", "off"] = "off", on_stop: Callable[[], None] | None = None
+) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread; yields its base URL.
+
+    On exit ``on_stop`` runs first (to release requests the app holds open), then the server stops.
+    """
+    for _attempt in range(3):
+        port = free_port()
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            loop="asyncio",
+            http="h11",
+            ws="none",
+            lifespan=lifespan,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name=f"asgi-{port}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if server.started:
+            break
+        server.should_exit = True
+        thread.join(5)
+    else:
+        raise RuntimeError("the server did not start on loopback")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if on_stop is not None:
+            on_stop()
+        server.should_exit = True
+        thread.join(15)

@@ -26,8 +26,8 @@ from starlette.routing import Route
 from resolvers.viewer import Role
 from server.auth import InvalidToken, KeySourceUnavailable, TokenVerifier
 from server.config import Settings
+from server.local_services import serving
 from tests.api_client import SECRET, open_gateway
-from tests.serving import serving
 
 HOUR = timedelta(hours=1)
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
@@ -37,7 +36,7 @@ from server.litellm_compat.params import (
 )
 from server.litellm_compat.store import LiteLLMStore, RequestRecord
 from server.litellm_compat.view import StoreView
-from server.local_services import free_port
+from server.local_services import serving
 
 _log = logging.getLogger(__name__)
 _Handler = Callable[[StoreView, Caller, dict[str, str], datetime], bytes | dict[str, Any]]
@@ -219,36 +218,5 @@ def create_litellm_app(store: LiteLLMStore, faults: Faults | None = None) -> Sta
 def running_litellm(store: LiteLLMStore, faults: Faults | None = None) -> Iterator[str]:
     """Serve the app on 127.0.0.1 in a background thread; yields the base URL, stops on exit."""
     app = create_litellm_app(store, faults)
-    for _attempt in range(3):
-        port = free_port()
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            loop="asyncio",
-            http="h11",
-            ws="none",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name=f"litellm-compat-{port}", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if server.started:
-            break
-        server.should_exit = True
-        thread.join(5)
-    else:
-        raise RuntimeError("the LiteLLM-compatible server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        app.state.stopping.set()
-        server.should_exit = True
-        thread.join(10)
+    with serving(app, on_stop=app.state.stopping.set) as url:
+        yield url

@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from datasources.days import DayCache, days_between
+from datasources.days import Clock, DayCache, days_between, utc_now
 from datasources.db import Database, StatementCounter, count_statements
 from datasources.facts import Dimension, FactFilter, GroupRow, Order, UsageTotals
+from datasources.litellm import LiteLLMClient
 from resolvers.viewer import Role
 from server.app import create_app
 from server.config import Settings
@@ -27,6 +28,7 @@ from server.resources import Resources
 from server.tokens import issue_token
 from tests.facts_data import py_groups, py_order, py_series
 
+LITELLM_MASTER_KEY = "sk-master-1234"  # what the LiteLLM-compatible server accepts by default
 SECRET = "test-secret-" + "0123456789abcdef" * 4  # long enough for HS384 too
 
 
@@ -105,14 +107,31 @@ class Gateway:
 
 @asynccontextmanager
 async def open_gateway(
-    database_url: str, redis_url: str | None = None, **overrides: Any
+    database_url: str,
+    redis_url: str | None = None,
+    *,
+    litellm_url: str | None = None,
+    clock: Clock = utc_now,
+    **overrides: Any,
 ) -> AsyncIterator[Gateway]:
+    """The app on real Postgres (and Redis); with ``litellm_url`` its day cache reads that LiteLLM."""
     settings = Settings(
-        **{"database_url": database_url, "redis_url": redis_url, "jwt_secret": SECRET, **overrides}
+        **{
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "jwt_secret": SECRET,
+            "litellm_url": litellm_url,
+            **overrides,
+        }
     )
-    db = await Database.open(database_url, max_size=8)
+    db = await Database.open(database_url, max_size=20)
     redis = Redis.from_url(redis_url) if redis_url else None
-    resources = Resources(settings, db, redis, None, DayCache(db, None, redis))
+    litellm = (
+        LiteLLMClient(litellm_url, LITELLM_MASTER_KEY, retries=1, backoff_seconds=0.01)
+        if litellm_url
+        else None
+    )
+    resources = Resources(settings, db, redis, litellm, DayCache(db, litellm, redis, clock=clock))
     app = create_app(settings, resources=resources)
     try:
         async with httpx.AsyncClient(

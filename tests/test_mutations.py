@@ -6,26 +6,18 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from redis.asyncio import Redis
-
-from datasources.days import Clock, DayCache
+from datasources.days import Clock
 from datasources.db import Database
-from datasources.litellm import LiteLLMClient
 from resolvers.viewer import Role
-from server.app import create_app
-from server.config import Settings
 from server.litellm_compat import LiteLLMStore, running_litellm
-from server.resources import Resources
-from tests.api_client import SECRET, Gateway
+from tests.api_client import Gateway, open_gateway
 from tests.expected import assert_same_cells, expected_cells, total_of
-from tests.gateway_harness import MASTER_KEY, clock_at, long_after, stored_cells
+from tests.gateway_harness import clock_at, long_after, stored_cells
 from tests.test_day_cache import GOLDEN, day_fetches, spread_rows
 
 REFRESH_TODAY = "mutation { refreshToday { days refreshedAt changed } }"
@@ -42,29 +34,10 @@ TOTALS = (
 )
 
 
-@asynccontextmanager
-async def gateway_with_litellm(
+def gateway_with_litellm(
     database_url: str, redis_url: str, litellm_url: str, *, clock: Clock, export_dir: Path
-) -> AsyncIterator[Gateway]:
-    settings = Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        jwt_secret=SECRET,
-        export_dir=export_dir,
-        litellm_url=litellm_url,
-    )
-    db = await Database.open(database_url, max_size=20)
-    redis = Redis.from_url(redis_url)
-    client = LiteLLMClient(litellm_url, MASTER_KEY, retries=1, backoff_seconds=0.01)
-    resources = Resources(settings, db, redis, client, DayCache(db, client, redis, clock=clock))
-    app = create_app(settings, resources=resources)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
-        ) as http:
-            yield Gateway(http, db, settings)
-    finally:
-        await resources.close()
+) -> AbstractAsyncContextManager[Gateway]:
+    return open_gateway(database_url, redis_url, litellm_url=litellm_url, clock=clock, export_dir=export_dir)
 
 
 async def audit_rows(db: Database, action: str) -> list[tuple[Any, ...]]:

@@ -29,9 +29,6 @@ class DayMetrics:
     def __add__(self, other: DayMetrics) -> DayMetrics:
         return DayMetrics(*(getattr(self, n) + getattr(other, n) for n in DayMetrics.NAMES))
 
-    def __sub__(self, other: DayMetrics) -> DayMetrics:
-        return DayMetrics(*(getattr(self, n) - getattr(other, n) for n in DayMetrics.NAMES))
-
     @classmethod
     def from_litellm(cls, metrics: Mapping[str, Any]) -> DayMetrics:
         """LiteLLM's JSON holds the shortest repr of a double; its Decimal is exactly that text."""
@@ -41,9 +38,6 @@ class DayMetrics:
 
     def as_tuple(self) -> tuple[Decimal | int, ...]:
         return tuple(getattr(self, n) for n in DayMetrics.NAMES)
-
-    def is_zero(self) -> bool:
-        return all(getattr(self, n) == 0 for n in DayMetrics.NAMES)
 
     def matches(self, other: DayMetrics, rel_tol: float = 1e-9) -> bool:
         """Counters equal exactly; spend equal up to floating-point noise."""

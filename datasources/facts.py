@@ -79,12 +79,13 @@ _N = len(_METRICS)
 if set(_METRICS) != {*_SUMS, *_ACTIVE}:
     raise RuntimeError("every UsageTotals field needs exactly one SQL aggregate")
 
-# What GroupRow.related lists for a group of each dimension.
-_RELATED = {
+# What GroupRow.related lists for a group of each dimension: a model's providers and a provider's models.
+# Users and keys list nothing (the schema shows no such list, and it would cost a sort per group).
+_RELATED: dict[Dimension, Dimension | None] = {
     Dimension.MODEL: Dimension.PROVIDER,
     Dimension.PROVIDER: Dimension.MODEL,
-    Dimension.API_KEY: Dimension.USER,
-    Dimension.USER: Dimension.API_KEY,
+    Dimension.API_KEY: None,
+    Dimension.USER: None,
 }
 _STEPS = {Granularity.DAY: "1 day", Granularity.WEEK: "1 week", Granularity.MONTH: "1 month"}
 _DIRECTIONS = {Direction.ASC: sql.SQL("ASC"), Direction.DESC: sql.SQL("DESC")}
@@ -112,11 +113,13 @@ def _aggregate(
     *,
     active_counts: bool,
     pre_aggregate: bool,
+    describe: bool = False,
     related: Dimension | None = None,
     having: sql.Composable = _TRUE,
 ) -> sql.Composed:
-    """``SELECT`` the keys, the metrics (named as UsageTotals fields) and, with ``related``,
-    ``last_active`` and the sorted ``related`` values of the facts matching ``where``, grouped by the keys.
+    """``SELECT`` the keys, the metrics (named as UsageTotals fields) and, with ``describe``,
+    ``last_active`` and the sorted ``related`` values (none without ``related``) of the facts matching
+    ``where``, grouped by the keys.
 
     Without ``active_counts`` the active counts read 0. With them and ``pre_aggregate``, facts are first
     summed per keys × user × api key × model (see :func:`_partial_sums`), so that the ``count(DISTINCT …)``
@@ -131,10 +134,12 @@ def _aggregate(
     else:
         source, sums, last_active, select = sql.SQL("usage_facts"), _SUMS, "max(date)", [*named_keys]
     select += [_metric(name, sums, active_counts) for name in _METRICS]
-    if related is not None:
+    if describe:
         select.append(sql.SQL(last_active + " AS last_active"))
         select.append(
-            sql.SQL("array_agg(DISTINCT {r} {c} ORDER BY {r} {c}) AS related").format(
+            sql.SQL("'{}'::text[] AS related")
+            if related is None
+            else sql.SQL("array_agg(DISTINCT {r} {c} ORDER BY {r} {c}) AS related").format(
                 r=sql.Identifier(related.value), c=_C
             )
         )
@@ -210,7 +215,7 @@ def _buckets(granularity: Granularity) -> sql.Composable:
 
 
 def _group_columns(alias: str) -> sql.Composable:
-    """The columns of a GroupRow in a relation built with :func:`_aggregate` with ``related``."""
+    """The columns of a GroupRow in a relation built with :func:`_aggregate` with ``describe``."""
     return sql.SQL("{}, {}, {}, {}").format(
         sql.Identifier(alias, "key"),
         _columns(alias),
@@ -309,6 +314,7 @@ async def breakdown(
         where_clause(f, params),
         active_counts=active_counts,
         pre_aggregate=True,
+        describe=True,
         related=_RELATED[dimension],
         having=sql.SQL(" AND ").join(having),
     )
@@ -390,6 +396,7 @@ async def top_within(
         sql.SQL("{} AND {}").format(where_clause(f, params), _any(outer, "outer_keys")),
         active_counts=active_counts,
         pre_aggregate=True,
+        describe=True,
         related=_RELATED[inner],
     )
     query = sql.SQL(

@@ -147,7 +147,7 @@ class GroupRow:
     """One group of a breakdown.
 
     ``related`` (sorted, distinct, over the matching facts): for a MODEL its providers, for a PROVIDER its
-    models, for an API_KEY its attributed user ids, for a USER its api key buckets.
+    models; for an API_KEY or a USER nothing.
     """
 
     key: str

@@ -139,6 +139,7 @@ async def top_within_paths(
         _on_path(f, dims, params),
         active_counts=active_counts,
         pre_aggregate=True,
+        describe=True,
         related=_RELATED[inner],
     )
     query = sql.SQL(

@@ -54,7 +54,8 @@ async def breakdown(
                 max_spend=_decimal(max_spend),
                 active_counts=request.active_counts,
             ),
-            ctx.loaders.totals.load((request.filter, request.active_counts)),
+            # The share needs only the spend: no active counts.
+            ctx.loaders.totals.load((request.filter, False)),
         )
     except InvalidCursor as exc:
         raise BadUserInput(f"`after` is not a cursor of this breakdown: {exc}") from None

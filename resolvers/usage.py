@@ -22,18 +22,18 @@ class UsageRequest:
 
     filter: FactFilter
     report: RangeReport
-    active_counts: bool = True  # False when no field below asks for active users, keys or models
+    active_counts: bool = True  # False when the field at hand asks for no active users, keys or models
 
     @property
     def slice(self) -> Slice:
         return Slice(self.filter, active_counts=self.active_counts)
 
 
-async def usage(ctx: Context, requested: RequestedFilter, *, active_counts: bool = True) -> UsageRequest:
+async def usage(ctx: Context, requested: RequestedFilter) -> UsageRequest:
     f = await resolve_filter(ctx, requested)
     report = await ctx.days.ensure(f.date_from, f.date_to)
     ctx.note(report)
-    return UsageRequest(f, report, active_counts)
+    return UsageRequest(f, report)
 
 
 async def totals(ctx: Context, request: UsageRequest) -> UsageTotals:

@@ -18,7 +18,6 @@ from schema.enums import Role
 from schema.exports import Export
 from schema.fields import described
 from schema.inputs import UsageFilter
-from schema.selection import ACTIVE_COUNTS, selects_any
 from schema.usage import Usage
 
 
@@ -55,8 +54,7 @@ class Viewer:
 class Query:
     @described("Usage under a filter; each field is computed only when selected.")
     async def usage(self, info: Info[Context, None], filter: UsageFilter) -> Usage:
-        active = selects_any(info, ACTIVE_COUNTS)
-        return Usage.of(await resolve.usage(info.context, filter.requested(), active_counts=active))
+        return Usage.of(await resolve.usage(info.context, filter.requested()))
 
     @strawberry.field
     async def filter_options(

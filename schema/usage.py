@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 
 import strawberry
@@ -23,7 +24,7 @@ from schema.nodes import (
     ProviderUsageConnection,
     UserUsageConnection,
 )
-from schema.selection import site
+from schema.selection import ACTIVE_COUNTS, selects_any, site
 
 
 @strawberry.type(description="How complete and how fresh the days behind an answer are.")
@@ -49,19 +50,23 @@ class Usage:
     def of(cls, request: UsageRequest) -> Usage:
         return cls(from_=request.filter.date_from, to=request.filter.date_to, _request=request)
 
+    def _asked(self, info: Info[Context, None]) -> UsageRequest:
+        """The request, computing the costly active counts only if this field's selection wants them."""
+        return replace(self._request, active_counts=selects_any(info, ACTIVE_COUNTS))
+
     @strawberry.field
     async def totals(self, info: Info[Context, None]) -> UsageMetrics:
-        return UsageMetrics.of(await resolve.totals(info.context, self._request))
+        return UsageMetrics.of(await resolve.totals(info.context, self._asked(info)))
 
     @described("The same number of days right before `from`, under the same filter.")
     async def previous_period(self, info: Info[Context, None]) -> UsageMetrics:
-        return UsageMetrics.of(await resolve.previous_period(info.context, self._request))
+        return UsageMetrics.of(await resolve.previous_period(info.context, self._asked(info)))
 
     @described("One point per bucket from `from` to `to`; empty buckets are zeros.")
     async def time_series(
         self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
     ) -> list[UsagePoint]:
-        return points(await resolve.time_series(info.context, self._request, granularity.value))
+        return points(await resolve.time_series(info.context, self._asked(info), granularity.value))
 
     @strawberry.field
     async def by_user(
@@ -118,7 +123,7 @@ class Usage:
     ) -> NodePage:
         return await breakdowns.breakdown(
             info.context,
-            self._request,
+            self._asked(info),
             dimension,
             first=first,
             after=after,
@@ -130,7 +135,7 @@ class Usage:
 
     @strawberry.field
     async def freshness(self, info: Info[Context, None]) -> Freshness:
-        found = await resolve.freshness(info.context, self._request)
+        found = await resolve.freshness(info.context, replace(self._request, active_counts=False))
         report = found.report
         return Freshness(
             complete=report.complete,

@@ -38,12 +38,8 @@ VALUES = {
     Dimension.MODEL: MODELS,
     Dimension.PROVIDER: PROVIDERS,
 }
-RELATED = {
-    Dimension.MODEL: Dimension.PROVIDER,
-    Dimension.PROVIDER: Dimension.MODEL,
-    Dimension.API_KEY: Dimension.USER,
-    Dimension.USER: Dimension.API_KEY,
-}
+# What a group lists beside its totals: a model its providers, a provider its models, others nothing.
+RELATED = {Dimension.MODEL: Dimension.PROVIDER, Dimension.PROVIDER: Dimension.MODEL}
 
 
 @dataclass(frozen=True)
@@ -220,6 +216,10 @@ def py_series(
     ]
 
 
+def _related(group: Iterable[Fact], related: Dimension | None) -> tuple[str, ...]:
+    return () if related is None else tuple(sorted({fact.value(related) for fact in group}))
+
+
 def py_groups(facts: Iterable[Fact], f: FactFilter, dimension: Dimension) -> list[GroupRow]:
     """Groups of the matching facts, in key order."""
     by_key: dict[str, list[Fact]] = {}
@@ -231,7 +231,7 @@ def py_groups(facts: Iterable[Fact], f: FactFilter, dimension: Dimension) -> lis
             key=key,
             totals=py_totals(group),
             last_active=max(fact.date for fact in group),
-            related=tuple(sorted({fact.value(RELATED[dimension]) for fact in group})),
+            related=_related(group, RELATED.get(dimension)),
         )
         for key, group in sorted(by_key.items())
     ]

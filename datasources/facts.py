@@ -1,4 +1,5 @@
-"""SQL aggregation over ``usage_facts``: totals, time series, keyset-paged breakdowns, per-group detail.
+"""SQL aggregation over ``usage_facts`` and its daily rollups: totals, time series, keyset-paged breakdowns,
+per-group detail.
 
 Every public function runs one SQL statement (none when asked about no keys), whatever the number of
 groups it returns, so a GraphQL request costs a constant number of statements. Postgres does the
@@ -95,8 +96,30 @@ _DEFAULT_ORDER = Order()
 
 Key = tuple[str, sql.Composable]  # (output column, expression over usage_facts)
 
+_FACTS = sql.Identifier("usage_facts")
+# The daily rollups of migration 0004 and the dimensions each keeps (every metric, summed, and the date).
+_ROLLUPS = (
+    (frozenset({Dimension.MODEL, Dimension.PROVIDER}), sql.Identifier("usage_model_days")),
+    (frozenset({Dimension.USER}), sql.Identifier("usage_user_days")),
+)
+
 
 # --- SQL builders ---------------------------------------------------------------------------------------
+
+
+def source_for(f: FactFilter, dims: Iterable[Dimension], *, active_counts: bool) -> sql.Composable:
+    """The smallest relation holding every column a query reads: a rollup when one keeps all of
+    ``dims`` (grouped by, pinned or listed) and the filter's dimensions, else ``usage_facts``.
+
+    Active counts need the user, the key and the model of each fact: only the facts have all three.
+    """
+    needed = {*dims, *(d for d in Dimension if f.values_for(d) is not None)}
+    if active_counts:
+        needed |= {Dimension.USER, Dimension.API_KEY, Dimension.MODEL}
+    for kept, table in _ROLLUPS:
+        if needed <= kept:
+            return table
+    return _FACTS
 
 
 def _list(items: Iterable[sql.Composable]) -> sql.Composed:
@@ -111,6 +134,7 @@ def _aggregate(
     keys: Sequence[Key],
     where: sql.Composable,
     *,
+    source: sql.Composable = _FACTS,
     active_counts: bool,
     pre_aggregate: bool,
     describe: bool = False,
@@ -119,20 +143,19 @@ def _aggregate(
 ) -> sql.Composed:
     """``SELECT`` the keys, the metrics (named as UsageTotals fields) and, with ``describe``,
     ``last_active`` and the sorted ``related`` values (none without ``related``) of the facts matching
-    ``where``, grouped by the keys.
+    ``where``, grouped by the keys, over ``source`` (see :func:`source_for`).
 
     Without ``active_counts`` the active counts read 0. With them and ``pre_aggregate``, facts are first
     summed per keys × user × api key × model (see :func:`_partial_sums`), so that the ``count(DISTINCT …)``
     sorts run over those few partial sums rather than over every fact.
     """
     named_keys = [sql.SQL("{} AS {}").format(expr, sql.Identifier(alias)) for alias, expr in keys]
-    source: sql.Composable
     if active_counts and pre_aggregate:
         source = _partial_sums(named_keys, where, related)
         sums, last_active, where = {name: name for name in _SUMS}, "max(last_active)", _TRUE
         select: list[sql.Composable] = [sql.Identifier(alias) for alias, _ in keys]
     else:
-        source, sums, last_active, select = sql.SQL("usage_facts"), _SUMS, "max(date)", [*named_keys]
+        sums, last_active, select = _SUMS, "max(date)", [*named_keys]
     select += [_metric(name, sums, active_counts) for name in _METRICS]
     if describe:
         select.append(sql.SQL(last_active + " AS last_active"))
@@ -197,6 +220,10 @@ def where_clause(f: FactFilter, params: dict[str, Any]) -> sql.Composable:
     return sql.SQL(" AND ").join(conditions)
 
 
+def _listed(related: Dimension | None) -> tuple[Dimension, ...]:
+    return () if related is None else (related,)
+
+
 def _any(dimension: Dimension, param: str) -> sql.Composable:
     return sql.SQL("{} = ANY({}::text[])").format(sql.Identifier(dimension.value), sql.Placeholder(param))
 
@@ -244,7 +271,10 @@ def _group_row(values: Sequence[Any]) -> GroupRow:
 async def totals(db: Database, f: FactFilter, *, active_counts: bool = True) -> UsageTotals:
     """The aggregate of every fact matching ``f``."""
     params: dict[str, Any] = {}
-    query = _aggregate([], where_clause(f, params), active_counts=active_counts, pre_aggregate=True)
+    source = source_for(f, (), active_counts=active_counts)
+    query = _aggregate(
+        [], where_clause(f, params), source=source, active_counts=active_counts, pre_aggregate=True
+    )
     row = await db.fetch_one(query, params)
     return UsageTotals.ZERO if row is None else UsageTotals.from_values(row)
 
@@ -262,6 +292,7 @@ async def time_series(
     aggregate = _aggregate(
         [("bucket", _bucket(granularity))],
         where_clause(f, params),
+        source=source_for(f, (), active_counts=active_counts),
         active_counts=active_counts,
         pre_aggregate=False,
     )
@@ -309,13 +340,15 @@ async def breakdown(
             "({metric} {beyond} %(after_value)s::numeric OR ({metric} = %(after_value)s::numeric"
             " AND key {c} > %(after_key)s))"
         ).format(metric=sql.Identifier(order.metric.value), beyond=beyond, c=_C)
+    related = _RELATED[dimension]
     groups = _aggregate(
         [("key", sql.Identifier(dimension.value))],
         where_clause(f, params),
+        source=source_for(f, (dimension, *_listed(related)), active_counts=active_counts),
         active_counts=active_counts,
         pre_aggregate=True,
         describe=True,
-        related=_RELATED[dimension],
+        related=related,
         having=sql.SQL(" AND ").join(having),
     )
     # Aggregate once; the count and the page both read the materialized CTE. The LEFT JOIN keeps one
@@ -354,6 +387,7 @@ async def series_by_group(
     aggregate = _aggregate(
         [("key", sql.Identifier(dimension.value)), ("bucket", _bucket(granularity))],
         sql.SQL("{} AND {}").format(where_clause(f, params), _any(dimension, "keys")),
+        source=source_for(f, (dimension,), active_counts=active_counts),
         active_counts=active_counts,
         pre_aggregate=False,
     )
@@ -394,6 +428,7 @@ async def top_within(
     groups = _aggregate(
         [("outer_key", sql.Identifier(outer.value)), ("key", sql.Identifier(inner.value))],
         sql.SQL("{} AND {}").format(where_clause(f, params), _any(outer, "outer_keys")),
+        source=source_for(f, (outer, inner, *_listed(_RELATED[inner])), active_counts=active_counts),
         active_counts=active_counts,
         pre_aggregate=True,
         describe=True,
@@ -415,7 +450,10 @@ async def distinct_values(db: Database, f: FactFilter, dimension: Dimension) -> 
     """The values of ``dimension`` among the facts matching ``f``, sorted (pseudo ids included)."""
     dimension = Dimension(dimension)
     params: dict[str, Any] = {}
-    query = sql.SQL("SELECT {dim} FROM usage_facts WHERE {where} GROUP BY {dim} ORDER BY {dim} {c}").format(
-        dim=sql.Identifier(dimension.value), where=where_clause(f, params), c=_C
+    query = sql.SQL("SELECT {dim} FROM {source} WHERE {where} GROUP BY {dim} ORDER BY {dim} {c}").format(
+        dim=sql.Identifier(dimension.value),
+        source=source_for(f, (dimension,), active_counts=False),
+        where=where_clause(f, params),
+        c=_C,
     )
     return [row[0] for row in await db.fetch_all(query, params)]

@@ -32,7 +32,9 @@ from datasources.facts import (  # the private builders: these queries are facts
     _columns,
     _group_columns,
     _group_row,
+    _listed,
     _order_by,
+    source_for,
     where_clause,
 )
 
@@ -95,6 +97,7 @@ async def series_by_paths(
     aggregate = _aggregate(
         [*_path_keys(dims), ("bucket", _bucket(granularity))],
         _on_path(f, dims, params),
+        source=source_for(f, dims, active_counts=active_counts),
         active_counts=active_counts,
         pre_aggregate=False,
     )
@@ -137,6 +140,7 @@ async def top_within_paths(
     groups = _aggregate(
         [*_path_keys(dims), ("key", sql.Identifier(inner.value))],
         _on_path(f, dims, params),
+        source=source_for(f, (*dims, inner, *_listed(_RELATED[inner])), active_counts=active_counts),
         active_counts=active_counts,
         pre_aggregate=True,
         describe=True,

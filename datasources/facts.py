@@ -268,13 +268,38 @@ def _group_row(values: Sequence[Any]) -> GroupRow:
 # aggregate: pass it when the caller was not asked for active users, keys or models.
 
 
+# Each active count and the dimension it counts: totals count each from the smallest relation holding it.
+_COUNTED = {
+    "active_users": Dimension.USER,
+    "active_api_keys": Dimension.API_KEY,
+    "active_models": Dimension.MODEL,
+}
+
+
 async def totals(db: Database, f: FactFilter, *, active_counts: bool = True) -> UsageTotals:
-    """The aggregate of every fact matching ``f``."""
+    """The aggregate of every fact matching ``f``.
+
+    The sums and each active count are separate subqueries, each over the smallest relation that can
+    answer it (users from the user rollup, models from the model rollup), all in one statement.
+    """
     params: dict[str, Any] = {}
-    source = source_for(f, (), active_counts=active_counts)
-    query = _aggregate(
-        [], where_clause(f, params), source=source, active_counts=active_counts, pre_aggregate=True
-    )
+    where = where_clause(f, params)
+    sums = _aggregate([], where, source=source_for(f, (), active_counts=False), active_counts=False,
+                      pre_aggregate=False)  # fmt: skip
+    if not active_counts:
+        row = await db.fetch_one(sums, params)
+        return UsageTotals.ZERO if row is None else UsageTotals.from_values(row)
+    counts = [
+        sql.SQL("(SELECT {count} FROM {source} WHERE {where}) AS {name}").format(
+            count=sql.SQL(_ACTIVE[name]),
+            source=source_for(f, (dimension,), active_counts=False),
+            where=where,
+            name=sql.Identifier(name),
+        )
+        for name, dimension in _COUNTED.items()
+    ]
+    columns = [sql.Identifier("s", name) for name in _METRICS if name in _SUMS]
+    query = sql.SQL("SELECT {}, {} FROM ({}) AS s").format(_list(columns), _list(counts), sums)
     row = await db.fetch_one(query, params)
     return UsageTotals.ZERO if row is None else UsageTotals.from_values(row)
 

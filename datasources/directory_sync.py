@@ -23,7 +23,9 @@ from typing import Any
 import psycopg
 import structlog
 from psycopg.rows import TupleRow
+from redis.asyncio import Redis
 
+from datasources.answer_cache import bump_data_version
 from datasources.db import Database, note_statement
 from datasources.errors import UpstreamUnavailable
 from datasources.litellm import LiteLLMClient
@@ -242,8 +244,13 @@ async def merge_directory(db: Database, users: Sequence[UserRow], keys: Sequence
     return SyncCounts(users_created, users_updated, keys_created, keys_updated, keys_revoked + gone)
 
 
-async def sync_directory(db: Database, client: LiteLLMClient) -> SyncCounts:
-    """Page through LiteLLM's users, keys and deleted keys and merge them into the directory."""
+async def sync_directory(db: Database, client: LiteLLMClient, *, redis: Redis | None = None) -> SyncCounts:
+    """Page through LiteLLM's users, keys and deleted keys and merge them into the directory.
+
+    With ``redis``, a sync that changed anything invalidates the cached answers (who owns a key decides
+    whose usage it is). Directory writes by the host application do not: cached answers can lag them by
+    up to ``ANSWER_CACHE_TTL_SECONDS``.
+    """
     users, active, deleted = await asyncio.gather(
         client.list_users(), client.list_keys(), client.list_deleted_keys()
     )
@@ -257,5 +264,7 @@ async def sync_directory(db: Database, client: LiteLLMClient) -> SyncCounts:
                 f"LiteLLM listed no keys at all; refusing to revoke {live} directory keys"
             )
     counts = await merge_directory(db, _unique_users(users), keys)
+    if counts.changed:
+        await bump_data_version(redis)
     log.info("directory_sync.done", **{name: getattr(counts, name) for name in counts.__dataclass_fields__})
     return counts

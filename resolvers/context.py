@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
+from redis.asyncio import Redis
+
+from datasources.answer_cache import AnswerCache
 from datasources.days import DayCache, RangeReport
 from datasources.db import Database
 from datasources.litellm import LiteLLMClient
@@ -49,6 +52,7 @@ class Operations:
     """What the mutations act on beyond the database and the day cache."""
 
     litellm: LiteLLMClient | None = None
+    redis: Redis | None = None  # to invalidate cached answers after a sync
     export_dir: Path = Path("var/exports")
     export_ttl_hours: float = 24
 
@@ -64,9 +68,13 @@ class Context:
     notices: list[UpstreamNotice] = field(default_factory=list)
     operations: Operations = field(default_factory=Operations)
     budget: Budget = field(default_factory=Budget)
+    answers: AnswerCache | None = None  # None: this request's answer is neither looked up nor stored
+    answer_status: Literal["hit", "miss", "bypass"] = "bypass"
+    reports: list[RangeReport] = field(default_factory=list)
 
     def note(self, report: RangeReport) -> None:
-        """Remember the days of ``report`` that are missing, to tell the client next to the data."""
+        """Remember ``report`` (how fresh the answer is) and tell the client about its missing days."""
+        self.reports.append(report)
         missing = tuple(sorted({*report.missing, *report.failures}))
         if missing and all(notice.days != missing for notice in self.notices):
             reasons = sorted(set(report.failures.values())) or ["not stored and not fetched"]

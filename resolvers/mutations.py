@@ -69,7 +69,7 @@ async def sync_directory(ctx: Context) -> SyncCounts:
     async with audited(ctx, "syncDirectory", {}) as entry:
         if ctx.operations.litellm is None:
             raise UpstreamUnavailable("LiteLLM is not configured (USAGE_GATEWAY_LITELLM_URL)")
-        counts = await sync_from_litellm(ctx.db, ctx.operations.litellm)
+        counts = await sync_from_litellm(ctx.db, ctx.operations.litellm, redis=ctx.operations.redis)
         entry.detail = {
             "usersCreated": counts.users_created,
             "usersUpdated": counts.users_updated,

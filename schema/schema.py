@@ -10,6 +10,7 @@ from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 
 from schema.access import RootFieldAccess
+from schema.answer_cache import AnswerCaching
 from schema.errors import ErrorCodes, GatewaySchema
 from schema.limits import CostRateLimit, QueryLimits, limit_extensions
 from schema.mutation import Mutation
@@ -24,7 +25,8 @@ def build_schema(*, introspection: bool = True, limits: QueryLimits | None = Non
     Without ``introspection``, introspection queries fail validation and error messages make no
     suggestions ("Did you mean …") that would describe the schema anyway. ``limits`` default to
     :class:`~schema.limits.QueryLimits`' defaults. Before an operation runs, its root fields are checked
-    against the viewer's roles (:mod:`schema.access`), then its cost is charged to the rate limit.
+    against the viewer's roles (:mod:`schema.access`), then its cost is charged to the rate limit, then a
+    query may be answered from the answer cache (:mod:`schema.answer_cache`).
     """
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         partial(ErrorCodes, hide_suggestions=not introspection)
@@ -32,7 +34,8 @@ def build_schema(*, introspection: bool = True, limits: QueryLimits | None = Non
     if not introspection:
         extensions.append(DisableIntrospection)
     extensions.extend([NoNulCharacters, *limit_extensions(limits or QueryLimits())])
-    extensions.extend([RootFieldAccess, CostRateLimit])
+    # The answer cache last: only what passed access and the rate limit may be answered from it.
+    extensions.extend([RootFieldAccess, CostRateLimit, AnswerCaching])
     return GatewaySchema(
         query=Query,
         mutation=Mutation,

@@ -190,7 +190,7 @@ def sync_directory_command() -> None:
         if resources.litellm is None:
             raise click.ClickException("USAGE_GATEWAY_LITELLM_URL is not set")
         try:
-            counts = await sync_directory(resources.db, resources.litellm)
+            counts = await sync_directory(resources.db, resources.litellm, redis=resources.redis)
         except GatewayError as exc:
             await audit.record(
                 resources.db, actor=_cli_actor(), action="syncDirectory", arguments={}, outcome="failed",

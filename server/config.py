@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # Per subject, the query cost allowed in each window (0: no rate limit; it needs REDIS_URL).
     rate_limit_cost: Annotated[int, Field(ge=0)] = 500_000
     rate_limit_window_seconds: PositiveInt = 60
+    # How long a query's answer may be served from Redis (0: no answer cache; it needs REDIS_URL).
+    answer_cache_ttl_seconds: Annotated[int, Field(ge=0)] = 300
     migrate_on_start: bool = False
 
     @field_validator("log_level")

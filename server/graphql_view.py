@@ -4,7 +4,10 @@ answered with orjson.
 Before GraphQL sees a request: a body over ``MAX_BODY_BYTES`` is 413, a missing or invalid token 401
 (503 when the JWKS cannot be fetched). Around it: the operation runs under ``OPERATION_TIMEOUT_SECONDS``
 (past it, ``QUERY_TOO_COMPLEX``), and an operation the rate limit refused becomes HTTP 429 with
-``Retry-After``. Batches (a JSON list) are refused: Strawberry's batching is off.
+``Retry-After``. Batches (a JSON list) are refused: Strawberry's batching is off. ``X-Answer-Cache``
+says whether the answer came from the answer cache (``hit``), was computed after looking (``miss``), or
+the cache was not consulted (``bypass``: mutations, ``export`` lookups, requests refused before execution,
+no answer cache).
 """
 
 from __future__ import annotations
@@ -115,9 +118,11 @@ class GraphQLView(GraphQL[Context, None]):
             budget=Budget(limiter=self._rate_limiter(resources.redis)),
             operations=Operations(
                 litellm=resources.litellm,
+                redis=resources.redis,
                 export_dir=self._settings.export_dir,
                 export_ttl_hours=self._settings.export_ttl_hours,
             ),
+            answers=resources.answers,
         )
         try:
             async with asyncio.timeout(self._settings.operation_timeout_seconds):
@@ -130,6 +135,7 @@ class GraphQLView(GraphQL[Context, None]):
             response.status_code = 429
             response.headers["Retry-After"] = str(context.budget.retry_after)
         response.headers["X-Request-ID"] = rid
+        response.headers["X-Answer-Cache"] = context.answer_status
         return response
 
     def _timed_out(self, context: Context) -> Response:

@@ -1,4 +1,5 @@
-"""Opens and closes what the gateway talks to: Postgres, Redis (optional), LiteLLM, the day cache."""
+"""Opens and closes what the gateway talks to: Postgres, Redis (optional), LiteLLM, the day cache, the
+answer cache."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import structlog
 from redis.asyncio import Redis
 
+from datasources.answer_cache import AnswerCache
 from datasources.days import DayCache
 from datasources.db import Database
 from datasources.litellm import LiteLLMClient
@@ -23,6 +25,13 @@ class Resources:
     redis: Redis | None
     litellm: LiteLLMClient | None
     days: DayCache
+    # Built from the settings when not given: on with Redis and ANSWER_CACHE_TTL_SECONDS > 0.
+    answers: AnswerCache | None = None
+
+    def __post_init__(self) -> None:
+        ttl = self.settings.answer_cache_ttl_seconds
+        if self.answers is None and self.redis is not None and ttl > 0:
+            self.answers = AnswerCache(self.redis, ttl, today_ttl_seconds=self.settings.today_ttl_seconds)
 
     @classmethod
     async def open(cls, settings: Settings) -> Resources:

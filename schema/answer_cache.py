@@ -1,0 +1,83 @@
+"""Serving repeated queries from the answer cache (:mod:`datasources.answer_cache`).
+
+Only execution is skipped on a hit: parsing, validation (the limits), the root-field access check and the
+rate limit's charge run for every request, and ``extensions`` (the cost) are computed afresh; what is
+stored is the ``data`` alone. Registered after :class:`~schema.access.RootFieldAccess` and
+:class:`~schema.limits.CostRateLimit`, so a refused or rate-limited request never reaches the cache.
+
+Cached: queries whose answer has no error and whose every range report is complete. Identical requests
+arriving while such an answer is computed in this process wait for it rather than compute it again.
+Never cached: mutations, and queries selecting ``export`` (an export's status moves as it runs in the
+background, without any data version change). The outcome is left in ``Context.answer_status``
+(``X-Answer-Cache``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from graphql import ExecutionResult, OperationType, get_operation_ast
+from strawberry.extensions import SchemaExtension
+
+from datasources.answer_cache import answer_key
+from resolvers.context import Context
+from schema.access import root_fields
+
+_NEVER_CACHED = frozenset({"export"})
+
+
+class AnswerCaching(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        key = self._key()
+        if key is None or not isinstance(context, Context) or context.answers is None:
+            yield
+            return
+        cache = context.answers
+        found = await cache.lookup(key)
+        answer = found.answer
+        if answer is None and (pending := cache.computing(key)) is not None:
+            answer = await asyncio.shield(pending)
+        if answer is not None:
+            context.answer_status = "hit"
+            execution.result = ExecutionResult(data=answer, errors=None)
+            yield
+            return
+        context.answer_status = "miss" if found.version is not None else "bypass"
+        computing = cache.begin(key)
+        shareable: dict[str, Any] | None = None
+        try:
+            yield
+            result = execution.result
+            if found.version is None or not isinstance(result, ExecutionResult):
+                return
+            if result.errors or result.data is None:
+                return
+            ttl_ms = cache.ttl_ms(context.reports)
+            if ttl_ms > 0:
+                shareable = result.data
+                await cache.store(key, found, result.data, ttl_ms)
+        finally:
+            cache.finish(key, computing, shareable)
+
+    def _key(self) -> str | None:
+        """The cache key of this operation, or None when its answer must not be cached."""
+        execution = self.execution_context
+        context, document, query = execution.context, execution.graphql_document, execution.query
+        if not isinstance(context, Context) or context.answers is None or execution.result is not None:
+            return None
+        if document is None or query is None:
+            return None
+        operation = get_operation_ast(document, execution.operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return None
+        if any(field.name.value in _NEVER_CACHED for field in root_fields(document, operation)):
+            return None
+        viewer = context.viewer
+        try:
+            return answer_key(viewer.id, viewer.roles, query, execution.operation_name, execution.variables)
+        except TypeError:
+            return None

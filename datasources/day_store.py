@@ -19,6 +19,7 @@ _METRIC_COLUMNS = (
     " total_tokens, api_requests, successful_requests, failed_requests, total_response_time_ms,"
     " timed_requests"
 )
+_KEY_COLUMNS = "api_key, key_alias, team_id, user_id, user_email, key_exists, last_seen"
 _FACT_COLUMNS = f"date, api_key, litellm_user_id, model, provider, user_id, {_METRIC_COLUMNS}"
 # The staged rows carry no user: attribution is the database's job (attributed_user, migration 0001).
 _ATTRIBUTED_SELECT = (
@@ -110,19 +111,23 @@ class DayStore:
             await conn.execute(
                 f"INSERT INTO usage_facts ({_FACT_COLUMNS}) SELECT {_ATTRIBUTED_SELECT} FROM staged_facts"
             )
-            await cursor.executemany(
-                "INSERT INTO litellm_keys"
-                " (api_key, key_alias, team_id, user_id, user_email, key_exists, last_seen)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            # Staged with COPY and upserted in one statement: a day names thousands of keys. Sorted, so
+            # concurrent day writes lock shared key rows in one order and cannot deadlock.
+            await conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staged_keys (LIKE litellm_keys) ON COMMIT DELETE ROWS"
+            )
+            async with cursor.copy(f"COPY staged_keys ({_KEY_COLUMNS}) FROM STDIN") as copy:
+                for key, m in keys.items():
+                    await copy.write_row(
+                        (key, m.key_alias, m.team_id, m.user_id, m.user_email, m.key_exists, day)
+                    )
+            await conn.execute(
+                f"INSERT INTO litellm_keys ({_KEY_COLUMNS}) SELECT {_KEY_COLUMNS} FROM staged_keys"
+                " ORDER BY api_key"
                 " ON CONFLICT (api_key) DO UPDATE SET key_alias = EXCLUDED.key_alias,"
                 " team_id = EXCLUDED.team_id, user_id = EXCLUDED.user_id, user_email = EXCLUDED.user_email,"
                 " key_exists = EXCLUDED.key_exists, last_seen = EXCLUDED.last_seen"
-                " WHERE litellm_keys.last_seen <= EXCLUDED.last_seen",
-                # Sorted, so concurrent day writes lock shared key rows in one order and cannot deadlock.
-                [
-                    (key, m.key_alias, m.team_id, m.user_id, m.user_email, m.key_exists, day)
-                    for key, m in sorted(keys.items())
-                ],
+                " WHERE litellm_keys.last_seen <= EXCLUDED.last_seen"
             )
             await conn.execute(
                 "INSERT INTO usage_days (date, status, fetched_at, verified, fact_count, spend, api_requests,"

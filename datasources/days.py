@@ -5,12 +5,19 @@ served from Postgres forever. Every other day is *open* and is fetched again onc
 ``today_ttl``. Redis holds a marker per day (status and fetch time, expiring with the freshness of an
 open day) so a warm request costs one MGET, and the per-day locks. Without Redis, Postgres alone
 answers and advisory locks keep the fetches single.
+
+Stale days are fetched in batches, not one by one: a batch is a run of nearby days (spanning at most
+``MAX_BATCH_DAYS``) read model by model over its whole span (``day_split``), which costs about the pages of
+its rows plus one request. A batch holds the locks of all its days, re-checks what another process stored
+meanwhile, verifies every date against LiteLLM's totals and fetches again only the dates that moved. A
+request that keeps failing fails every date it spans, so a failed batch is halved until the failure is
+pinned to its days: one bad day does not take its neighbours down with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -18,18 +25,24 @@ import structlog
 from redis.asyncio import Redis
 
 from datasources.day_locks import DayLocks, PostgresDayLocks, RedisDayLocks
-from datasources.day_split import DaySplitter, total
+from datasources.day_split import BatchRead, read_days, total
 from datasources.day_store import DayState, DayStatus, DayStore
 from datasources.db import Database
 from datasources.errors import UpstreamUnavailable
-from datasources.litellm import LiteLLMClient
-from datasources.metrics import DayMetrics
+from datasources.litellm import LiteLLMClient, gather_all
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
+GoodEnough = Callable[[DayState], bool]
+Outcome = DayState | UpstreamUnavailable
 _CLOSED_MARKER_SECONDS = 7 * 24 * 3600
 DATA_VERSION_KEY = "ug:data-version"
+MAX_BATCH_DAYS = 31  # bounds a batch's memory and lock time: a long backfill goes in chunks
+# Stale days with at most this many other days between them share a batch: paging through a short gap
+# costs less than a second batch's extra requests (one more /aggregated, a part-filled last page per model).
+_BRIDGED_GAP_DAYS = 3
+_BATCHES_IN_FLIGHT = 2  # enough to overlap one batch's writes with the next one's requests
 
 
 def utc_now() -> datetime:
@@ -38,6 +51,22 @@ def utc_now() -> datetime:
 
 def days_between(start: date, end: date) -> list[date]:
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def plan_batches(days: Iterable[date], *, max_span: int = MAX_BATCH_DAYS) -> list[list[date]]:
+    """The days, sorted, in batches of nearby days, each spanning at most ``max_span`` days."""
+    batches: list[list[date]] = []
+    for day in sorted(set(days)):
+        current = batches[-1] if batches else None
+        if (
+            current is not None
+            and (day - current[-1]).days <= _BRIDGED_GAP_DAYS + 1
+            and (day - current[0]).days < max_span
+        ):
+            current.append(day)
+        else:
+            batches.append([day])
+    return batches
 
 
 @dataclass(frozen=True)
@@ -84,8 +113,11 @@ class DayCache:
         close_after_hours: float = 2,
         concurrency: int = 8,
         verify_attempts: int = 3,
+        max_batch_days: int = MAX_BATCH_DAYS,
         clock: Clock = utc_now,
     ) -> None:
+        """``concurrency`` bounds the days written to Postgres at once; LiteLLM requests are bounded by the
+        client's own semaphore."""
         self._db = db
         self._client = client
         self._redis = redis
@@ -93,10 +125,13 @@ class DayCache:
         self._locks: DayLocks = RedisDayLocks(redis) if redis is not None else PostgresDayLocks(db)
         self._ttl = timedelta(seconds=today_ttl_seconds)
         self._close_after = timedelta(hours=close_after_hours)
-        self._slots = asyncio.Semaphore(concurrency)
+        self._batch_slots = asyncio.Semaphore(_BATCHES_IN_FLIGHT)
+        self._write_slots = asyncio.Semaphore(concurrency)
         self._verify_attempts = verify_attempts
+        self._max_batch_days = max_batch_days
         self._clock = clock
-        self._inflight: dict[date, asyncio.Task[DayState]] = {}
+        self._inflight: dict[date, asyncio.Future[DayState]] = {}
+        self._batches: set[asyncio.Task[None]] = set()
 
     def today(self) -> date:
         return self._clock().date()
@@ -131,7 +166,10 @@ class DayCache:
             if d not in known or not self._is_fresh(known[d].status, known[d].fetched_at, now)
         ]
         report = RangeReport(days=wanted)
-        results = await asyncio.gather(*(self._single_flight(d) for d in stale), return_exceptions=True)
+        # Shielded: a caller that goes away must not cancel a fetch other callers are waiting for.
+        results = await asyncio.gather(
+            *(asyncio.shield(f) for f in self._single_flight(stale)), return_exceptions=True
+        )
         for day, result in zip(stale, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, UpstreamUnavailable):
@@ -151,22 +189,25 @@ class DayCache:
         if reopen:
             await self._store.reopen(days)
         report = RangeReport(days=list(days))
+        before = await self._store.states(days)
+
+        def fetched_since(current: DayState) -> bool:
+            prior = before.get(current.date)
+            return prior is None or current.fetched_at != prior.fetched_at
+
+        outcomes: dict[date, Outcome] = {}
+        batches = plan_batches(days, max_span=self._max_batch_days)
+        for part in await gather_all(self._fetch_batch(batch, fetched_since) for batch in batches):
+            outcomes.update(part)
         known: dict[date, _Marker] = {}
-
-        async def one(day: date) -> None:
-            try:
-                before = await self._store.state(day)
-                after = await self._fetch_locked(
-                    day, good_enough=lambda current: before is None or current.fetched_at != before.fetched_at
-                )
-            except UpstreamUnavailable as exc:
-                report.failures[day] = str(exc)
-                return
-            known[day] = _Marker(after.status, after.fetched_at)
+        for day, outcome in outcomes.items():
+            if isinstance(outcome, UpstreamUnavailable):
+                report.failures[day] = str(outcome)
+                continue
+            known[day] = _Marker(outcome.status, outcome.fetched_at)
             report.fetched.append(day)
-            report.changed |= before is None or not before.same_numbers(after)
-
-        await asyncio.gather(*(one(d) for d in days))
+            prior = before.get(day)
+            report.changed |= prior is None or not prior.same_numbers(outcome)
         missing = [d for d in days if d not in known]
         for day, state in (await self._store.states(missing)).items():
             known[day] = _Marker(state.status, state.fetched_at)
@@ -188,59 +229,117 @@ class DayCache:
         report.as_of = min(open_times) if open_times else max(all_times, default=None)
         return report
 
-    def _single_flight(self, day: date) -> asyncio.Task[DayState]:
-        task = self._inflight.get(day)
-        if task is None:
-            task = asyncio.ensure_future(
-                self._fetch_locked(
-                    day, good_enough=lambda s: self._is_fresh(s.status, s.fetched_at, self._clock())
+    def _single_flight(self, days: Sequence[date]) -> list[asyncio.Future[DayState]]:
+        """Each day's fetch in this process: joined if one is under way, else started, in batches."""
+        loop = asyncio.get_running_loop()
+        for batch in plan_batches(
+            (d for d in days if d not in self._inflight), max_span=self._max_batch_days
+        ):
+            futures = {day: loop.create_future() for day in batch}
+            for day, future in futures.items():
+                # Marks a failure as seen even if every waiter went away, so asyncio does not log it.
+                future.add_done_callback(lambda f: f.cancelled() or f.exception())
+                self._inflight[day] = future
+            task = asyncio.create_task(self._settle(batch, futures))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+        return [self._inflight[d] for d in days]
+
+    async def _settle(self, days: list[date], futures: Mapping[date, asyncio.Future[DayState]]) -> None:
+        """Fetch a batch of stale days and resolve each day's future with its own outcome."""
+        outcomes: Mapping[date, DayState | Exception] = {}
+        try:
+            outcomes = await self._fetch_batch(
+                days, lambda s: self._is_fresh(s.status, s.fetched_at, self._clock())
+            )
+        except Exception as exc:
+            outcomes = dict.fromkeys(days, exc)
+        finally:
+            for day, future in futures.items():
+                if self._inflight.get(day) is future:
+                    del self._inflight[day]
+                outcome = outcomes.get(day)
+                if outcome is None:  # cancelled
+                    future.cancel()
+                elif isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    async def _fetch_batch(self, days: list[date], good_enough: GoodEnough) -> dict[date, Outcome]:
+        """Fetch these days under their locks, except those another holder of a lock stored good enough."""
+        if self._client is None:
+            return dict.fromkeys(days, UpstreamUnavailable("LiteLLM is not configured"))
+        async with self._batch_slots, self._locks.hold(days):
+            outcomes: dict[date, Outcome] = {
+                day: state for day, state in (await self._store.states(days)).items() if good_enough(state)
+            }
+            todo = [d for d in days if d not in outcomes]
+            fetched = await self._fetch_runs(self._client, plan_batches(todo, max_span=self._max_batch_days))
+        outcomes.update(fetched)
+        await self._write_markers([o for o in outcomes.values() if isinstance(o, DayState)])
+        if self._redis is not None and any(isinstance(o, DayState) for o in fetched.values()):
+            await self._redis.incr(DATA_VERSION_KEY)
+        return outcomes
+
+    async def _fetch_runs(
+        self, client: LiteLLMClient, runs: list[list[date]], attempt: int = 1
+    ) -> dict[date, Outcome]:
+        outcomes: dict[date, Outcome] = {}
+        for part in await gather_all(self._fetch_run(client, run, attempt) for run in runs):
+            outcomes.update(part)
+        return outcomes
+
+    async def _fetch_run(self, client: LiteLLMClient, days: list[date], attempt: int) -> dict[date, Outcome]:
+        """Read, verify and store a run of days; the dates that moved during the read go again, alone.
+
+        A date that keeps changing is stored open and unverified after ``verify_attempts`` reads.
+        """
+        started = self._clock()
+        try:
+            read = await read_days(client, days)
+        except UpstreamUnavailable as exc:
+            if len(days) == 1:
+                return {days[0]: exc}
+            log.info(
+                "days.batch_failed", first=days[0].isoformat(), last=days[-1].isoformat(), error=str(exc)
+            )
+            half = len(days) // 2
+            return await self._fetch_runs(client, [days[:half], days[half:]], attempt)
+        verified = {day: total(read.facts[day]).matches(read.expected[day]) for day in days}
+        moved = [day for day in days if not verified[day] and attempt < self._verify_attempts]
+        done = [day for day in days if day not in moved]
+        log.info(
+            "days.read",
+            first=days[0].isoformat(),
+            last=days[-1].isoformat(),
+            days=len(days),
+            models=read.models,
+            narrowing_queries=read.narrowings,
+            moved=[day.isoformat() for day in moved],
+            attempt=attempt,
+        )
+        states = await gather_all(self._store_day(day, read, verified[day], started) for day in done)
+        outcomes: dict[date, Outcome] = dict(zip(done, states, strict=True))
+        del read
+        if moved:
+            outcomes.update(
+                await self._fetch_runs(
+                    client, plan_batches(moved, max_span=self._max_batch_days), attempt + 1
                 )
             )
-            self._inflight[day] = task
-            task.add_done_callback(lambda _: self._inflight.pop(day, None))
-        return task
+        return outcomes
 
-    async def _fetch_locked(self, day: date, *, good_enough: Callable[[DayState], bool]) -> DayState:
-        """Fetch under the day's lock, unless what another holder of the lock stored is good enough."""
-        if self._client is None:
-            raise UpstreamUnavailable("LiteLLM is not configured")
-        async with self._slots, self._locks.hold(day):
-            current = await self._store.state(day)
-            if current is not None and good_enough(current):
-                return current
-            state = await self._fetch(day, self._client)
-        await self._write_markers([state])
-        if self._redis is not None:
-            await self._redis.incr(DATA_VERSION_KEY)
-        return state
-
-    async def _fetch(self, day: date, client: LiteLLMClient) -> DayState:
-        """Fetch, split and verify a day; store it. A day that keeps changing is stored open, unverified."""
-        for attempt in range(1, self._verify_attempts + 1):
-            started = self._clock()
-            activity = await client.day(day)
-            splitter = DaySplitter(lambda query: client.day(day, query))
-            facts = await splitter.split(activity)
-            expected = (await client.aggregated_totals(day, day)).get(day, DayMetrics())
-            verified = total(facts).matches(expected)
-            if verified or attempt == self._verify_attempts:
-                break
-            log.info("day.changed_during_fetch", day=day.isoformat(), attempt=attempt)
+    async def _store_day(self, day: date, read: BatchRead, verified: bool, started: datetime) -> DayState:
         if not verified:
             log.warning("day.unverified", day=day.isoformat(), attempts=self._verify_attempts)
         closes_at = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + self._close_after
         status: DayStatus = "closed" if verified and started >= closes_at else "open"
-        state = await self._store.replace_day(
-            day, facts, activity.key_metadata, status=status, verified=verified, fetched_at=started
-        )
-        log.info(
-            "day.fetched",
-            day=day.isoformat(),
-            status=status,
-            verified=verified,
-            facts=len(facts),
-            narrowing_queries=len(splitter.queries),
-        )
+        async with self._write_slots:
+            state = await self._store.replace_day(
+                day, read.facts[day], read.keys[day], status=status, verified=verified, fetched_at=started
+            )
+        log.info("day.fetched", day=day.isoformat(), status=status, verified=verified, facts=state.fact_count)
         return state
 
     async def _read_markers(self, days: Sequence[date]) -> dict[date, _Marker]:

@@ -1,17 +1,21 @@
-"""LiteLLM's usage API over HTTP: every page of a day, merged exactly; retries and timeouts.
+"""LiteLLM's usage API over HTTP: every page of a range, merged exactly; retries and timeouts.
 
 ``/user/daily/activity`` paginates over raw rows, so one date can be spread over several pages, each
 carrying that page's part only, and the page metadata totals are page-local (CONTRACT §2.3). We fetch
-every page, then sum each date's metrics and every breakdown entry key by key.
+every page and sum each date's breakdown entries key by key, indexed by key: the split of a key's day
+(``day_split``) reads one key at a time. A 1000-row page is megabytes of JSON, so merging is kept cheap:
+metrics stay as sent until something reads them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import operator
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
 
 import httpx
 import orjson
@@ -22,6 +26,7 @@ from datasources.errors import UpstreamRejected, UpstreamUnavailable
 from datasources.metrics import DayMetrics
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 DAILY_ACTIVITY = "/user/daily/activity"
 DAILY_AGGREGATED = "/user/daily/activity/aggregated"
@@ -42,45 +47,78 @@ class KeyMetadata:
     key_exists: bool | None
 
 
-@dataclass
-class BreakdownEntry:
-    """One breakdown bucket (a model, a provider, a user…) with its per-key split."""
+Rollup = Literal["user", "model", "provider"]  # the three ways a key's day is rolled up
+# One page's metrics as LiteLLM sent them, in DayMetrics' field order (spend still a float), or the exact
+# sum of several pages'. Most are never read, so they become DayMetrics only when read (see _exact).
+_Sent = tuple[Any, ...] | DayMetrics
+_SENT = operator.itemgetter(*DayMetrics.NAMES)
+# Breakdown → the roll-up of a key's day it gives: entities are LiteLLM users on the user route.
+_ROLLUPS: tuple[tuple[str, Rollup], ...] = (
+    ("entities", "user"),
+    ("models", "model"),
+    ("providers", "provider"),
+)
 
-    metrics: DayMetrics = field(default_factory=DayMetrics)
-    by_key: dict[str, DayMetrics] = field(default_factory=dict)
+
+def _exact(sent: _Sent) -> DayMetrics:
+    """As DayMetrics.from_litellm: spend is the Decimal of the float LiteLLM sent, never a float sum."""
+    if isinstance(sent, DayMetrics):
+        return sent
+    return DayMetrics(Decimal(repr(float(sent[0]))), *sent[1:])
+
+
+def _merged(held: _Sent | None, metrics: Mapping[str, Any]) -> _Sent:
+    sent: _Sent = _SENT(metrics)
+    return sent if held is None else _exact(held) + _exact(sent)
+
+
+class KeyActivity:
+    """One api key's day, merged over every page: its total, and its split by LiteLLM user (entity), by
+    model and by provider — three separate roll-ups of the same rows, never crossed (CONTRACT §2.6)."""
+
+    __slots__ = ("models", "providers", "sent_total", "users")  # a batch holds hundreds of thousands
+
+    def __init__(self) -> None:
+        self.sent_total: _Sent | None = None
+        self.users: dict[str, _Sent] = {}
+        self.models: dict[str, _Sent] = {}
+        self.providers: dict[str, _Sent] = {}
+
+    def sent(self, rollup: Rollup) -> dict[str, _Sent]:
+        """The key's buckets in one roll-up, metrics as sent: read them with :meth:`split`."""
+        if rollup == "user":
+            return self.users
+        return self.models if rollup == "model" else self.providers
+
+    @property
+    def total(self) -> DayMetrics:
+        return DayMetrics() if self.sent_total is None else _exact(self.sent_total)
+
+    def split(self, rollup: Rollup) -> list[tuple[str, DayMetrics]]:
+        """The key's metrics per bucket of one roll-up."""
+        return [(bucket, _exact(sent)) for bucket, sent in self.sent(rollup).items()]
 
 
 @dataclass
 class DayActivity:
-    """One UTC day as LiteLLM reports it, merged over every page."""
+    """One UTC day as LiteLLM reports it, merged over every page, by api key bucket."""
 
     date: date
-    metrics: DayMetrics = field(default_factory=DayMetrics)
-    models: dict[str, BreakdownEntry] = field(default_factory=dict)
-    providers: dict[str, BreakdownEntry] = field(default_factory=dict)
-    entities: dict[str, BreakdownEntry] = field(default_factory=dict)
-    api_keys: dict[str, DayMetrics] = field(default_factory=dict)
+    keys: dict[str, KeyActivity] = field(default_factory=dict)
     key_metadata: dict[str, KeyMetadata] = field(default_factory=dict)
 
     def merge_page(self, day: Mapping[str, Any]) -> None:
-        self.metrics += DayMetrics.from_litellm(day["metrics"])
         breakdown = day["breakdown"]
-        for name, target in (
-            ("models", self.models),
-            ("providers", self.providers),
-            ("entities", self.entities),
-        ):
+        keys = self.keys
+        for name, rollup in _ROLLUPS:
             for bucket, entry in breakdown[name].items():
-                merged = target.setdefault(bucket, BreakdownEntry())
-                merged.metrics += DayMetrics.from_litellm(entry["metrics"])
                 for key, key_entry in entry["api_key_breakdown"].items():
-                    merged.by_key[key] = merged.by_key.get(key, DayMetrics()) + DayMetrics.from_litellm(
-                        key_entry["metrics"]
-                    )
+                    activity = keys.get(key) or keys.setdefault(key, KeyActivity())
+                    buckets = activity.sent(rollup)
+                    buckets[bucket] = _merged(buckets.get(bucket), key_entry["metrics"])
         for key, entry in breakdown["api_keys"].items():
-            self.api_keys[key] = self.api_keys.get(key, DayMetrics()) + DayMetrics.from_litellm(
-                entry["metrics"]
-            )
+            activity = keys.get(key) or keys.setdefault(key, KeyActivity())
+            activity.sent_total = _merged(activity.sent_total, entry["metrics"])
             meta = entry["metadata"]
             self.key_metadata[key] = KeyMetadata(
                 key_alias=meta.get("key_alias"),
@@ -89,6 +127,14 @@ class DayActivity:
                 user_email=meta.get("user_email"),
                 key_exists=meta.get("key_exists"),
             )
+
+
+@dataclass(frozen=True)
+class AggregatedDay:
+    """One date of ``/aggregated``: its complete totals, and every model bucket that has rows on it."""
+
+    metrics: DayMetrics
+    models: dict[str, DayMetrics]
 
 
 @dataclass(frozen=True)
@@ -133,6 +179,7 @@ class LiteLLMClient:
             transport=transport,
         )
         self._slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
         self._attempts = retries + 1
         self._backoff = backoff_seconds
         self.page_size = page_size
@@ -190,38 +237,49 @@ class LiteLLMClient:
     async def daily_activity(
         self, start: date, end: date, query: DayQuery = DayQuery()
     ) -> dict[date, DayActivity]:
-        """Every page of ``/user/daily/activity`` for the range, merged by date."""
+        """Every page of ``/user/daily/activity`` for the range, merged by date.
+
+        Page 1 tells how many pages there are; the rest go at once (the semaphore bounds them). Each page
+        is merged as it arrives, so a query holds its merged days, not every page's JSON.
+        """
         base = {
             "start_date": start.isoformat(),
             "end_date": end.isoformat(),
             **query.params(),
             "page_size": str(self.page_size),
         }
+        days: dict[date, DayActivity] = {}
         first = await self.get_json(DAILY_ACTIVITY, {**base, "page": "1"})
         total_pages = _total_pages(first)
-        rest = await asyncio.gather(
-            *(
-                self.get_json(DAILY_ACTIVITY, {**base, "page": str(page)})
-                for page in range(2, total_pages + 1)
-            )
-        )
-        days: dict[date, DayActivity] = {}
-        for body in (first, *rest):
-            _merge_body(days, body)
+        _merge_body(days, first)
+        del first
+
+        async def page(number: int) -> None:
+            _merge_body(days, await self.get_json(DAILY_ACTIVITY, {**base, "page": str(number)}))
+
+        await gather_all(page(number) for number in range(2, total_pages + 1))
         return days
 
-    async def day(self, day: date, query: DayQuery = DayQuery()) -> DayActivity:
-        return (await self.daily_activity(day, day, query)).get(day, DayActivity(day))
+    async def aggregated_days(self, start: date, end: date) -> dict[date, AggregatedDay]:
+        """Per date, the complete totals and model buckets, from ``/aggregated`` (CONTRACT §3).
 
-    async def aggregated_totals(self, start: date, end: date) -> dict[date, DayMetrics]:
-        """Per-day totals from ``/aggregated`` (one SQL GROUP BY on LiteLLM's side: never page-split)."""
+        One SQL GROUPING SETS query on LiteLLM's side: never page-split, so each date's totals and its list
+        of models are complete; only per-key lists are truncated (to one key here: we never read them).
+        """
         body = await self.get_json(
             DAILY_AGGREGATED,
             {"start_date": start.isoformat(), "end_date": end.isoformat(), "api_key_limit": "1"},
         )
         try:
             return {
-                date.fromisoformat(d["date"]): DayMetrics.from_litellm(d["metrics"]) for d in body["results"]
+                date.fromisoformat(d["date"]): AggregatedDay(
+                    DayMetrics.from_litellm(d["metrics"]),
+                    {
+                        model: DayMetrics.from_litellm(entry["metrics"])
+                        for model, entry in d["breakdown"]["models"].items()
+                    },
+                )
+                for d in body["results"]
             }
         except (KeyError, TypeError, ValueError) as exc:
             raise UpstreamUnavailable(
@@ -252,6 +310,20 @@ class LiteLLMClient:
             return [item for body in (first, *rest) for item in body[items]]
         except (KeyError, TypeError, ValueError) as exc:
             raise UpstreamUnavailable(f"LiteLLM {path} returned an unexpected body ({exc!r})") from None
+
+
+async def gather_all(work: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """``asyncio.gather`` that cancels the rest on the first failure and raises that failure itself.
+
+    A failed request dooms its whole batch, so the batch's other requests should stop taking LiteLLM's
+    time (and the semaphore's slots) at once rather than finish for nothing.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in work]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 def _total_pages(body: Any) -> int:

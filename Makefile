@@ -37,5 +37,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The benchmark suite of DESIGN §10 (bench/run.py): prints a table, writes var/bench/results.json.
+# Options through BENCH_ARGS, e.g. `make bench BENCH_ARGS="--only warm,cache --repeat 9"`.
 bench: setup
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)

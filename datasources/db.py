@@ -7,7 +7,7 @@ it cost (``count_statements``) without wrapping the driver.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,9 @@ Params = Sequence[Any] | dict[str, Any] | None
 class StatementCounter:
     count: int = 0
     statements: list[str] = field(default_factory=list)
+    # With ``count_statements(record=True)``: each statement as run, with its parameters (None for those
+    # noted by ``note_statement``), so a benchmark can run the same SQL again without the gateway.
+    recorded: list[tuple[Query, Params]] | None = None
 
 
 # Aggregations sort and hash many rows: give them memory, and skip JIT compilation, which costs more
@@ -35,9 +38,10 @@ _counter: ContextVar[StatementCounter | None] = ContextVar("statement_counter", 
 
 
 @contextlib.contextmanager
-def count_statements() -> Any:
-    """Count the statements run in this context (and the tasks it starts)."""
-    counter = StatementCounter()
+def count_statements(*, record: bool = False) -> Iterator[StatementCounter]:
+    """Count the statements run in this context (and the tasks it starts); ``record`` keeps them with
+    their parameters too."""
+    counter = StatementCounter(recorded=[] if record else None)
     token = _counter.set(counter)
     try:
         yield counter
@@ -45,11 +49,13 @@ def count_statements() -> Any:
         _counter.reset(token)
 
 
-def _note(query: Query) -> None:
+def _note(query: Query, params: Params = None) -> None:
     counter = _counter.get()
     if counter is not None:
         counter.count += 1
         counter.statements.append(query if isinstance(query, str) else repr(query))
+        if counter.recorded is not None:
+            counter.recorded.append((query, params))
 
 
 class Database:
@@ -91,19 +97,19 @@ class Database:
             yield conn
 
     async def fetch_all(self, query: Query, params: Params = None) -> list[TupleRow]:
-        _note(query)
+        _note(query, params)
         async with self.pool.connection() as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
 
     async def fetch_one(self, query: Query, params: Params = None) -> TupleRow | None:
-        _note(query)
+        _note(query, params)
         async with self.pool.connection() as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchone()
 
     async def execute(self, query: Query, params: Params = None) -> int:
-        _note(query)
+        _note(query, params)
         async with self.pool.connection() as conn:
             cursor = await conn.execute(query, params)
             return cursor.rowcount

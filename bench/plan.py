@@ -1,0 +1,84 @@
+"""How big each benchmark is: the reference plan of DESIGN §10 and the smoke plan CI runs in seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+
+from bench.reference_data import Scale
+
+GROUPS = ("cold", "warm", "concurrency", "cache", "statements", "export", "curves")
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    scale: Scale  # the main data set
+    small: Scale  # the same with a tenth of the users and keys, for the users curve
+    repeat: int  # repetitions behind each median
+    slow_repeat: int  # repetitions of the cold loads and exports (minutes each at reference scale)
+    dashboard_days: int
+    cold_days: int
+    latency_ms: float  # LiteLLM's time per page in the cold figures
+    cold_concurrency: tuple[int, ...]  # LITELLM_CONCURRENCY of the gateway rows (the first is the default)
+    clients: tuple[int, ...]  # concurrent clients of the load figures
+    min_requests: int  # requests per load level, at least, and at least 4 per client…
+    load_seconds: float  # …unless this time has passed (each client makes one request at least)
+    cache_requests: int  # requests of each answer-cache level
+    nodes: tuple[int, ...]  # `first` of the statements figure
+    export_days: tuple[int, ...]  # export ranges (the last is the one-year figure)
+    export_formats: tuple[str, ...]
+    curve_days: tuple[int, ...]
+
+    @property
+    def last_day(self) -> date:
+        return self.scale.last_day
+
+    def requests_at(self, clients: int) -> int:
+        return max(self.min_requests, 4 * clients)
+
+    @classmethod
+    def reference(cls, repeat: int = 5, slow_repeat: int = 1) -> Plan:
+        scale = Scale()
+        return cls(
+            name="reference",
+            scale=scale,
+            small=replace(scale, users=scale.users // 10, keys=scale.keys // 10),
+            repeat=repeat,
+            slow_repeat=slow_repeat,
+            dashboard_days=90,
+            cold_days=30,
+            latency_ms=200.0,
+            cold_concurrency=(8, 16),
+            clients=(1, 10, 50),
+            min_requests=40,
+            load_seconds=60.0,
+            cache_requests=200,
+            nodes=(5, 50, 500),
+            export_days=(91, 365),
+            export_formats=("CSV", "PARQUET"),
+            curve_days=(30, 90, 365),
+        )
+
+    @classmethod
+    def smoke(cls, repeat: int = 3, slow_repeat: int = 1) -> Plan:
+        scale = Scale.smoke()
+        return cls(
+            name="smoke",
+            scale=scale,
+            small=replace(scale, users=scale.users // 10, keys=scale.keys // 10),
+            repeat=repeat,
+            slow_repeat=slow_repeat,
+            dashboard_days=7,
+            cold_days=7,
+            latency_ms=5.0,
+            cold_concurrency=(8,),
+            clients=(1, 5),
+            min_requests=10,
+            load_seconds=2.0,
+            cache_requests=40,
+            nodes=(5, 50),
+            export_days=(4, 14),
+            export_formats=("CSV", "PARQUET"),
+            curve_days=(3, 7, 14),
+        )

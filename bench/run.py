@@ -1,0 +1,226 @@
+"""The benchmark suite of issue 6 and DESIGN §10, in one command: ``python -m bench.run`` (``make bench``).
+
+Each figure is measured in the same run as its baseline and reported as a ratio, with medians over
+``--repeat`` repetitions (``--slow-repeat`` for the cold loads and the exports, a minute or more each at
+reference scale). Prints a table; writes every raw sample to ``--json``.
+
+- cold:        30-day load from a LiteLLM answering every page after 200 ms, against the same pages
+               fetched one after another (bench/cold.py)
+- warm:        the 90-day dashboard's server time against its own SQL run bare (bench/warm.py)
+- concurrency: the same at 1, 10 and 50 concurrent clients, p50/p95 (bench/warm.py)
+- cache:       the same answered from the Redis answer cache (bench/cache.py)
+- statements:  SQL statements per request at 5, 50 and 500 nodes (bench/statements.py)
+- export:      one-year CSV and Parquet export, time and peak RSS (bench/exports.py)
+- curves:      the dashboard at 30, 90 and 365 days, and at 1k and 10k users (bench/curves.py)
+
+The filled databases are kept under ``--keep-data`` (bench/cluster.py), so only the first run pays the
+fill (about two minutes at reference scale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import structlog
+from rich.console import Console
+
+from bench.cache import cache_figures
+from bench.cluster import BenchCluster, running_cluster
+from bench.cold import cold_figures
+from bench.curves import curve_figures
+from bench.exports import export_figures
+from bench.plan import GROUPS, Plan
+from bench.report import Figure, print_table, write_json
+from bench.statements import statements_figures
+from bench.warm import concurrency_figures, warm_figures
+from server.local_services import LocalRedis
+
+
+@dataclass
+class Outcome:
+    figures: list[Figure] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # benchmark: its traceback
+
+
+async def _run_one(group: str, plan: Plan, cluster: BenchCluster, redis_url: str) -> list[Figure]:
+    reference = cluster.datasets["reference"].url
+    if group == "cold":
+        return await cold_figures(plan, cluster.pg, redis_url)
+    if group == "warm":
+        return await warm_figures(plan, reference, redis_url)
+    if group == "concurrency":
+        return await concurrency_figures(plan, reference, redis_url)
+    if group == "cache":
+        return await cache_figures(plan, reference, redis_url)
+    if group == "statements":
+        return await statements_figures(plan, reference, redis_url)
+    if group == "export":
+        return await asyncio.to_thread(export_figures, plan, reference)
+    if group == "curves":
+        return await curve_figures(plan, reference, cluster.datasets["small"].url, redis_url)
+    raise ValueError(f"no benchmark {group!r}")
+
+
+async def run_figures(
+    plan: Plan, cluster: BenchCluster, redis_url: str, only: tuple[str, ...], console: Console | None = None
+) -> Outcome:
+    """Every benchmark of ``only``, in the order of :data:`GROUPS`; one that fails is reported and the
+    others still run."""
+    outcome = Outcome()
+    for group in (g for g in GROUPS if g in only):
+        began = time.perf_counter()
+        try:
+            outcome.figures += await _run_one(group, plan, cluster, redis_url)
+        except Exception:
+            outcome.failures[group] = traceback.format_exc()
+            if console is not None:
+                console.print(f"[red]{group} failed[/]\n{outcome.failures[group]}")
+        if console is not None:
+            console.log(f"{group}: {time.perf_counter() - began:.1f} s")
+    return outcome
+
+
+def exit_on_signal(*stops: Callable[[], None]) -> None:
+    """On Ctrl-C or SIGTERM, stop our Redis and Postgres and exit at once, without waiting for the
+    requests in flight (a kept cluster stays filled). Installed before ``asyncio.run``, which then leaves
+    SIGINT alone: cancelling the requests in flight under load could take minutes."""
+
+    def stop_and_exit(signum: int, _frame: object) -> None:
+        for stop in stops:
+            with contextlib.suppress(Exception):
+                stop()
+        os._exit(128 + signum)
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, stop_and_exit)
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def machine(cluster: BenchCluster) -> dict[str, Any]:
+    with psycopg.connect(cluster.pg.url) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return {
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "postgres": row[0] if row else None,
+        "commit": _git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def _only(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in GROUPS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(GROUPS)} (comma separated)")
+    return names
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", choices=("reference", "smoke"), default="reference")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions behind each median (default 5)")
+    parser.add_argument(
+        "--slow-repeat", type=int, default=1, help="repetitions of the cold loads and exports (default 1)"
+    )
+    parser.add_argument(
+        "--only", type=_only, default=GROUPS, help=f"comma-separated figures among: {', '.join(GROUPS)}"
+    )
+    parser.add_argument("--json", type=Path, default=Path("var/bench/results.json"), help="where to write")
+    parser.add_argument(
+        "--keep-data",
+        type=Path,
+        default=Path("var/bench/clusters"),
+        help="where the filled Postgres cluster is kept between runs (default var/bench/clusters)",
+    )
+    parser.add_argument(
+        "--no-keep-data", action="store_true", help="fill a temporary cluster, then delete it"
+    )
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.slow_repeat < 1:
+        parser.error("--repeat and --slow-repeat must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
+    logging.getLogger("bench").setLevel(logging.INFO)  # progress of the long benchmarks
+    make = Plan.reference if args.scale == "reference" else Plan.smoke
+    plan = make(repeat=args.repeat, slow_repeat=args.slow_repeat)
+    # A table wider than most terminals: never squeeze it below 150 columns (a pipe counts as 80).
+    console = Console(width=max(150, shutil.get_terminal_size((150, 50)).columns))
+    began = time.perf_counter()
+    started = datetime.now(UTC)
+    keep = None if args.no_keep_data else args.keep_data.resolve()
+    scales = {"reference": plan.scale, "small": plan.small}
+    with running_cluster(plan.name, scales, keep) as cluster:
+        verb = "reused" if cluster.reused else "filled"
+        for data in cluster.datasets.values():
+            console.log(
+                f"{verb} {data.name}: {data.scale.users:,} users, {data.scale.days} days,"
+                f" {data.facts:,} facts, {data.bytes / 2**30:.2f} GiB (fill {data.fill_seconds:.0f} s)"
+            )
+        redis = LocalRedis().start()
+        exit_on_signal(redis.stop, cluster.pg.stop)
+        try:
+            before = machine(cluster)
+            outcome = asyncio.run(run_figures(plan, cluster, redis.url, args.only, console))
+        finally:
+            redis.stop()
+        datasets = {name: data.as_json() for name, data in cluster.datasets.items()}
+        reused = cluster.reused
+    seconds = time.perf_counter() - began
+    title = (
+        f"usage-gateway benchmarks, {plan.name} scale ({plan.scale.users:,} users, {plan.scale.days} days),"
+        f" {before['cpus']} CPUs, medians of {plan.repeat} ({plan.slow_repeat} for cold and export)"
+    )
+    print_table(outcome.figures, title, console)
+    run = {
+        "started": started.isoformat(),
+        "wall_seconds": seconds,
+        "plan": {"name": plan.name, "repeat": plan.repeat, "slow_repeat": plan.slow_repeat},
+        "repeats": {"default": plan.repeat, "cold": plan.slow_repeat, "export": plan.slow_repeat},
+        "datasets": datasets,
+        "cluster_reused": reused,
+        "machine": {**before, "load_average_after": os.getloadavg()},
+        "gateway_settings": "defaults, but RATE_LIMIT_COST=0 and MAX_QUERY_COST=10000000 (bench/gateway.py)",
+        "failures": outcome.failures,
+    }
+    write_json(args.json, run, outcome.figures)
+    console.print(f"total {seconds:.0f} s; every sample in {args.json}")
+    if outcome.failures:
+        console.print(f"[red]failed: {', '.join(outcome.failures)}[/] (tracebacks above and in the JSON)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -37,9 +37,12 @@ class AnswerCaching(SchemaExtension):
             yield
             return
         cache = context.answers
+        # Checked before and after the lookup: a computation may start or finish while it is awaited.
+        pending = cache.computing(key)
         found = await cache.lookup(key)
         answer = found.answer
-        if answer is None and (pending := cache.computing(key)) is not None:
+        pending = pending or cache.computing(key)
+        if answer is None and pending is not None:
             answer = await asyncio.shield(pending)
         if answer is not None:
             context.answer_status = "hit"

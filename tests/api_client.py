@@ -121,6 +121,9 @@ async def open_gateway(
             "redis_url": redis_url,
             "jwt_secret": SECRET,
             "litellm_url": litellm_url,
+            # Tests write facts straight into Postgres, which moves no data version: answers cached by an
+            # earlier example would be served. tests/test_answer_cache.py turns the cache on.
+            "answer_cache_ttl_seconds": 0,
             **overrides,
         }
     )

@@ -1,5 +1,5 @@
 """A seeded, realistic LiteLLM data set for the demo: users, virtual keys and ``LiteLLM_DailyUserSpend``
-rows in the golden files' format (``/work/shared/litellm/golden/README.md``), plus the gateway's own
+rows in the golden files' format (``tests/golden/litellm/README.md``), plus the gateway's own
 directory rows (DESIGN §4) for the same people and keys.
 
 The shape is what an admin sees on a real proxy: a few power users carry most of the spend, weekends are

@@ -9,9 +9,10 @@ from pathlib import Path
 import psycopg
 
 from server.litellm_compat import LiteLLMStore, running_litellm
+from tests.golden_files import GOLDEN_DIR
 from tests.test_cli import run_cli
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "litellm" / "golden" / "directory.json"
+GOLDEN = GOLDEN_DIR / "directory.json"
 
 
 def test_sync_directory_then_export_a_users_usage(database_url: str, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import hashlib
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,9 +13,10 @@ import pytest
 
 from server.demo_data import DemoData, generate
 from server.litellm_compat import ROW_COLUMNS
+from tests.golden_files import GOLDEN_DIR
 
 NOW = datetime(2026, 6, 10, 15, 30, tzinfo=UTC)
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "litellm" / "golden" / "directory.json"
+GOLDEN = GOLDEN_DIR / "directory.json"
 UNIQUE = (
     "user_id",
     "date",

@@ -4,7 +4,6 @@ import copy
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,8 +16,9 @@ from datasources.litellm import LiteLLMClient
 from server.litellm_compat.app import running_litellm
 from server.litellm_compat.store import LiteLLMStore
 from tests.gateway_harness import MASTER_KEY, gateway, long_after
+from tests.golden_files import GOLDEN_DIR
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "litellm" / "golden" / "directory.json"
+GOLDEN = GOLDEN_DIR / "directory.json"
 DATA = orjson.loads(GOLDEN.read_bytes())
 TOKENS = {key["key_alias"]: key["token"] for key in DATA["keys"]}
 

@@ -1,4 +1,4 @@
-"""Replays every request recorded from LiteLLM 1.109.1 (shared/litellm/golden) against the compatible
+"""Replays every request recorded from LiteLLM 1.109.1 (tests/golden/litellm) against the compatible
 server over real HTTP and requires the very same answer: status, and a body equal field for field with
 the same key order, the same JSON types (``0`` vs ``0.0``) and bit-identical floats."""
 
@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from server.litellm_compat import MASTER_KEY, LiteLLMStore, running_litellm
+from tests.golden_files import GOLDEN_DIR
 
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "shared" / "litellm" / "golden"
 GOLDEN_FILES = sorted(GOLDEN_DIR.glob("*.json"))
 
 

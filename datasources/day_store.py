@@ -76,7 +76,12 @@ class DayStore:
         verified: bool,
         fetched_at: datetime,
     ) -> DayState:
-        """Swap in a day's facts in one transaction: readers see the old day or the new one, never half."""
+        """Swap in a day's facts in one transaction: readers see the old day or the new one, never half.
+
+        A cell with no usage at all (LiteLLM keeps rows whose every number is zero) is not a fact: it would
+        count its user, key and model as active without a request, a token or a cent behind it.
+        """
+        facts = [fact for fact in facts if not fact.metrics.is_zero()]
         summed = total(facts)
         state = DayState(
             day,

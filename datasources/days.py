@@ -25,7 +25,7 @@ import structlog
 from redis.asyncio import Redis
 
 from datasources.day_locks import DayLocks, PostgresDayLocks, RedisDayLocks
-from datasources.day_split import BatchRead, read_days, total
+from datasources.day_split import BatchRead, read_days
 from datasources.day_store import DayState, DayStatus, DayStore
 from datasources.db import Database
 from datasources.errors import UpstreamUnavailable
@@ -306,8 +306,8 @@ class DayCache:
             )
             half = len(days) // 2
             return await self._fetch_runs(client, [days[:half], days[half:]], attempt)
-        verified = {day: total(read.facts[day]).matches(read.expected[day]) for day in days}
-        moved = [day for day in days if not verified[day] and attempt < self._verify_attempts]
+        mismatches = {day: read.mismatch(day) for day in days}
+        moved = [day for day in days if mismatches[day] and attempt < self._verify_attempts]
         done = [day for day in days if day not in moved]
         log.info(
             "days.read",
@@ -319,7 +319,12 @@ class DayCache:
             moved=[day.isoformat() for day in moved],
             attempt=attempt,
         )
-        states = await gather_all(self._store_day(day, read, verified[day], started) for day in done)
+        for day, why in mismatches.items():
+            if why:
+                log.warning("day.mismatch", day=day.isoformat(), attempt=attempt, why=why)
+        states = await gather_all(
+            self._store_day(day, read, verified=mismatches[day] is None, started=started) for day in done
+        )
         outcomes: dict[date, Outcome] = dict(zip(done, states, strict=True))
         del read
         if moved:
@@ -330,7 +335,7 @@ class DayCache:
             )
         return outcomes
 
-    async def _store_day(self, day: date, read: BatchRead, verified: bool, started: datetime) -> DayState:
+    async def _store_day(self, day: date, read: BatchRead, *, verified: bool, started: datetime) -> DayState:
         if not verified:
             log.warning("day.unverified", day=day.isoformat(), attempts=self._verify_attempts)
         closes_at = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + self._close_after

@@ -29,6 +29,16 @@ class DayMetrics:
     def __add__(self, other: DayMetrics) -> DayMetrics:
         return DayMetrics(*(getattr(self, n) + getattr(other, n) for n in DayMetrics.NAMES))
 
+    def __sub__(self, other: DayMetrics) -> DayMetrics:
+        return DayMetrics(*(getattr(self, n) - getattr(other, n) for n in DayMetrics.NAMES))
+
+    def is_zero(self) -> bool:
+        """No usage at all: every counter and the spend are zero."""
+        return not any(self.as_tuple())
+
+    def counters_negative(self) -> bool:
+        return any(getattr(self, n) < 0 for n in DayMetrics.NAMES if n != "spend")
+
     @classmethod
     def from_litellm(cls, metrics: Mapping[str, Any]) -> DayMetrics:
         """LiteLLM's JSON holds the shortest repr of a double; its Decimal is exactly that text."""

@@ -36,11 +36,12 @@ def cell_of(row: Mapping[str, Any]) -> Cell:
 
 
 def expected_cells(rows: Iterable[Mapping[str, Any]]) -> dict[Cell, DayMetrics]:
-    """Rows summed per fact cell (mcp tool and endpoint, which facts do not keep, summed away)."""
+    """Rows summed per fact cell (mcp tool and endpoint, which facts do not keep, summed away); a cell
+    with no usage at all is not a fact."""
     cells: dict[Cell, DayMetrics] = defaultdict(DayMetrics)
     for row in rows:
         cells[cell_of(row)] += row_metrics(row)
-    return dict(cells)
+    return {cell: metrics for cell, metrics in cells.items() if not metrics.is_zero()}
 
 
 def total_of(rows: Iterable[Mapping[str, Any]]) -> DayMetrics:

@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any, overload
 
 import pytest
@@ -18,9 +17,10 @@ from datasources.errors import UpstreamRejected
 from server.litellm_compat import Faults, LiteLLMStore, running_litellm
 from tests.expected import assert_same_cells, expected_cells, total_of
 from tests.gateway_harness import clock_at, gateway, long_after, stored_cells
+from tests.golden_files import GOLDEN_DIR
 from tests.litellm_rows import make_row
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "litellm" / "golden"
+GOLDEN = GOLDEN_DIR
 DAILY = "/user/daily/activity"
 AGGREGATED = "/user/daily/activity/aggregated"
 
@@ -79,6 +79,31 @@ async def test_golden_model_two_providers_is_split_exactly(database_url: str, re
     assert "gpt-4o" in narrowed
     assert all("model" in r.params for r in store.requests_for(DAILY))
     assert day_fetches(store) == Counter([date(2026, 11, 14), date(2026, 11, 15)])
+
+
+@pytest.mark.parametrize("page_size", [3, 1000])
+async def test_golden_nullable_columns_are_split_exactly(database_url: str, page_size: int) -> None:
+    """NULL and '' users, models and providers beside real ones; a key whose gpt-4o went to three
+    providers for its owner and, through a legacy NULL-user row, to one of them: no ``user_id`` filter
+    selects that row, so its cell is what the owner's narrowed cells leave of each provider."""
+    path = GOLDEN / "nullable_columns.json"
+    store = LiteLLMStore.from_golden(path)
+    rows = json.loads(path.read_text())["rows"]
+    assert any(r["user_id"] is None for r in rows)
+    assert any(r["model"] is None for r in rows)
+    days = [date(2026, 11, 24), date(2026, 11, 25)]
+    with running_litellm(store) as url:
+        async with gateway(
+            database_url, url, clock=clock_at(long_after(days[-1])), page_size=page_size
+        ) as gw:
+            report = await gw.days.ensure(days[0], days[-1])
+            assert report.complete
+            assert report.closed == days
+            assert_same_cells(await stored_cells(gw.db), expected_cells(rows))
+    assert day_fetches(store) == Counter(days)
+    # Only the owner is narrowed: user_id= (empty) would miss the NULL rows, so it is never asked.
+    narrowed = {r.params["user_id"] for r in store.requests_for(DAILY) if "user_id" in r.params}
+    assert narrowed == {"kim"}
 
 
 @st.composite

@@ -196,7 +196,7 @@ class BatchRead:
             want, have = expected.get(model, DayMetrics()), by_model.get(model, DayMetrics())
             if not have.matches(want):
                 off.append(f"model {model!r} {_shortfall(want, have)}")
-        return f"day {_shortfall(self.expected[day], got)}; " + "; ".join(off[:5])
+        return "; ".join([f"day {_shortfall(self.expected[day], got)}", *off[:5]])
 
 
 async def read_days(client: LiteLLMClient, days: Sequence[date]) -> BatchRead:

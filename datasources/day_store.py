@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
@@ -38,6 +38,7 @@ class DayState:
     api_requests: int
     total_tokens: int
     fact_count: int
+    unverified_fetches: int = 0  # fetches in a row that did not verify (0 once one does)
 
     def same_numbers(self, other: DayState) -> bool:
         return (self.spend, self.api_requests, self.total_tokens, self.fact_count) == (
@@ -54,8 +55,8 @@ class DayStore:
 
     async def states(self, days: Sequence[date]) -> dict[date, DayState]:
         rows = await self._db.fetch_all(
-            "SELECT date, status, fetched_at, verified, spend, api_requests, total_tokens, fact_count"
-            " FROM usage_days WHERE date = ANY(%s)",
+            "SELECT date, status, fetched_at, verified, spend, api_requests, total_tokens, fact_count,"
+            " unverified_fetches FROM usage_days WHERE date = ANY(%s)",
             (list(days),),
         )
         return {row[0]: DayState(*row) for row in rows}
@@ -134,13 +135,16 @@ class DayStore:
                 " key_exists = EXCLUDED.key_exists, last_seen = EXCLUDED.last_seen"
                 " WHERE litellm_keys.last_seen <= EXCLUDED.last_seen"
             )
-            await conn.execute(
+            upserted = await conn.execute(
                 "INSERT INTO usage_days (date, status, fetched_at, verified, fact_count, spend, api_requests,"
-                " total_tokens) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " total_tokens, unverified_fetches) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (date) DO UPDATE SET status = EXCLUDED.status,"
                 " fetched_at = EXCLUDED.fetched_at, verified = EXCLUDED.verified,"
                 " fact_count = EXCLUDED.fact_count, spend = EXCLUDED.spend,"
-                " api_requests = EXCLUDED.api_requests, total_tokens = EXCLUDED.total_tokens",
+                " api_requests = EXCLUDED.api_requests, total_tokens = EXCLUDED.total_tokens,"
+                " unverified_fetches = CASE WHEN EXCLUDED.verified THEN 0"
+                " ELSE usage_days.unverified_fetches + 1 END"
+                " RETURNING unverified_fetches",
                 (
                     day,
                     status,
@@ -150,6 +154,9 @@ class DayStore:
                     summed.spend,
                     summed.api_requests,
                     summed.total_tokens,
+                    0 if verified else 1,
                 ),
             )
-        return state
+            returned = await upserted.fetchone()
+        assert returned is not None  # an upsert with RETURNING returns its row
+        return replace(state, unverified_fetches=returned[0])

@@ -73,15 +73,29 @@ def plan_batches(days: Iterable[date], *, max_span: int = MAX_BATCH_DAYS) -> lis
 class _Marker:
     status: DayStatus
     fetched_at: datetime
+    verified: bool = True
+    unverified_fetches: int = 0
+
+    @classmethod
+    def of(cls, state: DayState) -> _Marker:
+        return cls(state.status, state.fetched_at, state.verified, state.unverified_fetches)
 
     def encode(self) -> str:
-        return f"{self.status}|{self.fetched_at.isoformat()}"
+        verified = "verified" if self.verified else f"unverified:{self.unverified_fetches}"
+        return f"{self.status}|{verified}|{self.fetched_at.isoformat()}"
 
     @classmethod
     def decode(cls, raw: bytes | str) -> _Marker:
         text = raw.decode() if isinstance(raw, bytes) else raw
-        status, fetched_at = text.split("|", 1)
-        return cls("closed" if status == "closed" else "open", datetime.fromisoformat(fetched_at))
+        status, rest = text.split("|", 1)
+        verified, fetches = True, 0
+        # A marker from before verification was kept has no middle part: that day was served as verified.
+        if rest.startswith(("verified|", "unverified:")):
+            check, rest = rest.split("|", 1)
+            if check != "verified":
+                verified, fetches = False, int(check.split(":", 1)[1])
+        fetched_at = datetime.fromisoformat(rest)
+        return cls("closed" if status == "closed" else "open", fetched_at, verified, fetches)
 
 
 @dataclass
@@ -92,6 +106,7 @@ class RangeReport:
     closed: list[date] = field(default_factory=list)
     open: list[date] = field(default_factory=list)
     missing: list[date] = field(default_factory=list)
+    unverified: list[date] = field(default_factory=list)  # stored, but not equal to LiteLLM's totals
     failures: dict[date, str] = field(default_factory=dict)
     fetched: list[date] = field(default_factory=list)
     changed: bool = False
@@ -99,7 +114,8 @@ class RangeReport:
 
     @property
     def complete(self) -> bool:
-        return not self.missing and not self.failures
+        """Every day is present, fresh and equal to LiteLLM's own totals for it."""
+        return not self.missing and not self.failures and not self.unverified
 
 
 class DayCache:
@@ -113,6 +129,7 @@ class DayCache:
         close_after_hours: float = 2,
         concurrency: int = 8,
         verify_attempts: int = 3,
+        unverified_retries: int = 3,
         max_batch_days: int = MAX_BATCH_DAYS,
         clock: Clock = utc_now,
     ) -> None:
@@ -128,6 +145,7 @@ class DayCache:
         self._batch_slots = asyncio.Semaphore(_BATCHES_IN_FLIGHT)
         self._write_slots = asyncio.Semaphore(concurrency)
         self._verify_attempts = verify_attempts
+        self._unverified_retries = unverified_retries
         self._max_batch_days = max_batch_days
         self._clock = clock
         self._inflight: dict[date, asyncio.Future[DayState]] = {}
@@ -144,8 +162,15 @@ class DayCache:
         yesterday_open = now < midnight + self._close_after
         return [today - timedelta(days=1), today] if yesterday_open else [today]
 
-    def _is_fresh(self, status: DayStatus, fetched_at: datetime, now: datetime) -> bool:
-        return status == "closed" or now - fetched_at < self._ttl
+    def _is_fresh(self, day: _Marker | DayState, now: datetime) -> bool:
+        """Closed days always are; open ones for ``today_ttl``. A day that did not verify is read again
+        by the next request, up to ``unverified_retries`` fetches in a row; past that budget, only as
+        often as any open day (it is reported as unverified all along)."""
+        if day.status == "closed":
+            return True
+        if not day.verified and day.unverified_fetches <= self._unverified_retries:
+            return False
+        return now - day.fetched_at < self._ttl
 
     async def ensure(self, start: date, end: date) -> RangeReport:
         """Make every day of the range present and fresh, fetching only what is missing or stale."""
@@ -156,15 +181,9 @@ class DayCache:
         if unmarked:
             states = await self._store.states(unmarked)
             for day, state in states.items():
-                known[day] = _Marker(state.status, state.fetched_at)
-            await self._write_markers(
-                [s for s in states.values() if self._is_fresh(s.status, s.fetched_at, now)]
-            )
-        stale = [
-            d
-            for d in wanted
-            if d not in known or not self._is_fresh(known[d].status, known[d].fetched_at, now)
-        ]
+                known[day] = _Marker.of(state)
+            await self._write_markers([s for s in states.values() if self._is_fresh(s, now)])
+        stale = [d for d in wanted if d not in known or not self._is_fresh(known[d], now)]
         report = RangeReport(days=wanted)
         # Shielded: a caller that goes away must not cancel a fetch other callers are waiting for.
         results = await asyncio.gather(
@@ -176,7 +195,7 @@ class DayCache:
                     raise result
                 report.failures[day] = str(result)
             else:
-                known[day] = _Marker(result.status, result.fetched_at)
+                known[day] = _Marker.of(result)
                 report.fetched.append(day)
         return self._finish(report, known)
 
@@ -204,13 +223,13 @@ class DayCache:
             if isinstance(outcome, UpstreamUnavailable):
                 report.failures[day] = str(outcome)
                 continue
-            known[day] = _Marker(outcome.status, outcome.fetched_at)
+            known[day] = _Marker.of(outcome)
             report.fetched.append(day)
             prior = before.get(day)
             report.changed |= prior is None or not prior.same_numbers(outcome)
         missing = [d for d in days if d not in known]
         for day, state in (await self._store.states(missing)).items():
-            known[day] = _Marker(state.status, state.fetched_at)
+            known[day] = _Marker.of(state)
         return self._finish(report, known)
 
     @staticmethod
@@ -223,6 +242,8 @@ class DayCache:
                 report.closed.append(day)
             else:
                 report.open.append(day)
+            if marker is not None and not marker.verified:
+                report.unverified.append(day)
         # "As of" is the oldest data that could still change: the oldest open day, else the newest fetch.
         open_times = [known[d].fetched_at for d in report.open]
         all_times = [known[d].fetched_at for d in report.days if d in known]
@@ -249,9 +270,7 @@ class DayCache:
         """Fetch a batch of stale days and resolve each day's future with its own outcome."""
         outcomes: Mapping[date, DayState | Exception] = {}
         try:
-            outcomes = await self._fetch_batch(
-                days, lambda s: self._is_fresh(s.status, s.fetched_at, self._clock())
-            )
+            outcomes = await self._fetch_batch(days, lambda s: self._is_fresh(s, self._clock()))
         except Exception as exc:
             outcomes = dict.fromkeys(days, exc)
         finally:
@@ -323,7 +342,7 @@ class DayCache:
             if why:
                 log.warning("day.mismatch", day=day.isoformat(), attempt=attempt, why=why)
         states = await gather_all(
-            self._store_day(day, read, verified=mismatches[day] is None, started=started) for day in done
+            self._store_day(day, read, mismatch=mismatches[day], started=started) for day in done
         )
         outcomes: dict[date, Outcome] = dict(zip(done, states, strict=True))
         del read
@@ -335,9 +354,12 @@ class DayCache:
             )
         return outcomes
 
-    async def _store_day(self, day: date, read: BatchRead, *, verified: bool, started: datetime) -> DayState:
+    async def _store_day(
+        self, day: date, read: BatchRead, *, mismatch: str | None, started: datetime
+    ) -> DayState:
+        verified = mismatch is None
         if not verified:
-            log.warning("day.unverified", day=day.isoformat(), attempts=self._verify_attempts)
+            log.warning("day.unverified", day=day.isoformat(), reads=self._verify_attempts, why=mismatch)
         closes_at = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + self._close_after
         status: DayStatus = "closed" if verified and started >= closes_at else "open"
         async with self._write_slots:
@@ -359,11 +381,13 @@ class DayCache:
         now = self._clock()
         async with self._redis.pipeline(transaction=False) as pipe:
             for state in states:
+                if not self._is_fresh(state, now):
+                    continue  # to be read again by the next request: Postgres says so, no marker
                 if state.status == "closed":
                     ttl_ms = _CLOSED_MARKER_SECONDS * 1000
                 else:
                     ttl_ms = int((state.fetched_at + self._ttl - now).total_seconds() * 1000)
                 if ttl_ms > 0:
-                    marker = _Marker(state.status, state.fetched_at)
+                    marker = _Marker.of(state)
                     pipe.set(f"ug:day:{state.date.isoformat()}", marker.encode(), px=ttl_ms)
             await pipe.execute()

@@ -33,6 +33,21 @@ class UpstreamNotice:
     reason: str
 
 
+@dataclass(frozen=True)
+class AnswerWarning:
+    """Something the client should know about an answer that is not an error: ``extensions.warnings``."""
+
+    code: str
+    message: str
+    days: tuple[date, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "days": [d.isoformat() for d in self.days]}
+
+
+UNVERIFIED_DAYS = "UNVERIFIED_DAYS"
+
+
 class RateLimiter(Protocol):
     async def charge(self, subject: str, cost: int) -> int | None:
         """Charge ``cost`` to ``subject``; None if allowed, else the seconds to wait before retrying."""
@@ -66,6 +81,7 @@ class Context:
     request_id: str
     limits: Limits = field(default_factory=Limits)
     notices: list[UpstreamNotice] = field(default_factory=list)
+    warnings: list[AnswerWarning] = field(default_factory=list)
     operations: Operations = field(default_factory=Operations)
     budget: Budget = field(default_factory=Budget)
     answers: AnswerCache | None = None  # None: this request's answer is neither looked up nor stored
@@ -73,7 +89,20 @@ class Context:
     reports: list[RangeReport] = field(default_factory=list)
 
     def note(self, report: RangeReport) -> None:
-        """Remember ``report`` (how fresh the answer is) and tell the client about its missing days."""
+        """Remember ``report`` (how fresh the answer is) and tell the client about its missing days (as
+        errors: their numbers are left out) and its unverified days (as warnings: their numbers are in
+        the answer, but they did not add up to LiteLLM's own totals for the day)."""
+        unverified = tuple(sorted(report.unverified))
+        if unverified and all(w.days != unverified for w in self.warnings):
+            listed = ", ".join(d.isoformat() for d in unverified)
+            self.warnings.append(
+                AnswerWarning(
+                    UNVERIFIED_DAYS,
+                    f"{len(unverified)} day(s) did not add up to LiteLLM's totals and may be incomplete:"
+                    f" {listed}. They are read again by the next request (or refreshRange).",
+                    unverified,
+                )
+            )
         self.reports.append(report)
         missing = tuple(sorted({*report.missing, *report.failures}))
         if missing and all(notice.days != missing for notice in self.notices):

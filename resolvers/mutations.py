@@ -44,6 +44,7 @@ async def refresh_today(ctx: Context) -> Refreshed:
             "days": [d.isoformat() for d in report.days],
             "changed": report.changed,
             "failed": sorted(d.isoformat() for d in report.failures),
+            "unverified": [d.isoformat() for d in report.unverified],
         }
         return _refreshed(ctx, report, started)
 
@@ -60,6 +61,7 @@ async def refresh_range(ctx: Context, start: date, end: date) -> Refreshed:
             "days": len(report.days),
             "changed": report.changed,
             "failed": sorted(d.isoformat() for d in report.failures),
+            "unverified": [d.isoformat() for d in report.unverified],
         }
         return _refreshed(ctx, report, started)
 

@@ -17,6 +17,7 @@ from schema.mutation import Mutation
 from schema.no_nul import NoNulCharacters
 from schema.query import Query
 from schema.scalars import SCALARS
+from schema.warnings import Warnings
 
 
 def build_schema(*, introspection: bool = True, limits: QueryLimits | None = None) -> GatewaySchema:
@@ -33,7 +34,7 @@ def build_schema(*, introspection: bool = True, limits: QueryLimits | None = Non
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    extensions.extend([NoNulCharacters, *limit_extensions(limits or QueryLimits())])
+    extensions.extend([NoNulCharacters, Warnings, *limit_extensions(limits or QueryLimits())])
     # The answer cache last: only what passed access and the rate limit may be answered from it.
     extensions.extend([RootFieldAccess, CostRateLimit, AnswerCaching])
     return GatewaySchema(

@@ -29,11 +29,17 @@ from schema.selection import ACTIVE_COUNTS, selects_any, site
 
 @strawberry.type(description="How complete and how fresh the days behind an answer are.")
 class Freshness:
-    complete: bool = strawberry.field(description="Every day up to today is present.")
+    complete: bool = strawberry.field(
+        description="Every day up to today is present, fresh, and equal to LiteLLM's own totals for it."
+    )
     days: int = strawberry.field(description="Days of the range up to today (future days hold nothing).")
     closed_days: int = strawberry.field(description="Days that will not change any more.")
     open_days: list[date] = strawberry.field(description="Days that may still change (today, recent days).")
     missing_days: list[date] = strawberry.field(description="Days LiteLLM could not deliver: not counted.")
+    unverified_days: list[date] = strawberry.field(
+        description="Days counted, but whose numbers did not add up to LiteLLM's own totals for the day"
+        " (it changed while being read, or could not be split exactly): read again by the next request."
+    )
     as_of: datetime | None = strawberry.field(
         description="When the oldest data that could still change was fetched."
     )
@@ -143,6 +149,7 @@ class Usage:
             closed_days=len(report.closed),
             open_days=list(report.open),
             missing_days=sorted({*report.missing, *report.failures}),
+            unverified_days=sorted(report.unverified),
             as_of=report.as_of,
             unattributed_spend=float(found.unattributed_spend),
         )

@@ -25,7 +25,7 @@ query Dashboard($from: Date!, $to: Date!) {
     byApiKey(first: 5) {
       nodes { apiKeyId tokenHashPrefix apiKey { keyAlias revoked } user { username } metrics { spend } }
     }
-    freshness { complete days closedDays openDays missingDays asOf unattributedSpend }
+    freshness { complete days closedDays openDays missingDays unverifiedDays asOf unattributedSpend }
   }
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
 from datasources.days import DayCache, days_between, plan_batches
 from datasources.db import Database
@@ -242,17 +244,25 @@ class FailingDays(httpx.AsyncBaseTransport):
 
 @contextlib.asynccontextmanager
 async def cache_over(
-    database_url: str, transport: httpx.AsyncBaseTransport, url: str, last_day: date, concurrency: int = 8
+    database_url: str,
+    transport: httpx.AsyncBaseTransport,
+    url: str,
+    last_day: date,
+    concurrency: int = 8,
+    redis_url: str | None = None,
 ) -> AsyncIterator[tuple[Database, DayCache]]:
     db = await Database.open(database_url, max_size=2 * concurrency + 4)
     client = LiteLLMClient(
         url, MASTER_KEY, retries=1, backoff_seconds=0.01, concurrency=concurrency, transport=transport
     )
+    redis = Redis.from_url(redis_url) if redis_url else None
     try:
-        yield db, DayCache(db, client, concurrency=concurrency, clock=clock_at(long_after(last_day)))
+        yield db, DayCache(db, client, redis, concurrency=concurrency, clock=clock_at(long_after(last_day)))
     finally:
         await client.close()
         await db.close()
+        if redis is not None:
+            await redis.aclose()
 
 
 async def test_a_day_litellm_cannot_serve_is_reported_and_the_rest_of_its_batch_is_stored(
@@ -381,3 +391,65 @@ async def test_a_long_backfill_goes_in_bounded_batches(database_url: str) -> Non
         (days[31].isoformat(), days[61].isoformat()),
         (days[62].isoformat(), days[-1].isoformat()),
     ]
+
+
+class SkewedTotals(httpx.AsyncBaseTransport):
+    """A LiteLLM whose ``/aggregated`` claims one more request on ``days`` than its pages hold (while
+    ``skewed`` is true): those days can never verify."""
+
+    def __init__(self, days: Collection[date]) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._days = {d.isoformat() for d in days}
+        self.skewed = True
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if not self.skewed or request.url.path != AGGREGATED:
+            return response
+        body = json.loads(await response.aread())
+        for day in body["results"]:
+            if day["date"] in self._days:
+                day["metrics"]["api_requests"] += 1
+        return httpx.Response(response.status_code, json=body)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_a_day_that_never_verifies_is_reported_retried_within_a_budget_then_healed(
+    database_url: str, redis_url: str
+) -> None:
+    days = days_between(D, D + timedelta(days=2))
+    bad = days[1]
+    store = LiteLLMStore(keys=[], users=[], rows=spread_rows(days))
+    transport = SkewedTotals([bad])
+    with running_litellm(store) as url:
+        async with cache_over(database_url, transport, url, days[-1], redis_url=redis_url) as (db, cache):
+            first = await cache.ensure(days[0], days[-1])
+            # Stored (its numbers are served), but neither closed nor complete, and said so.
+            assert first.unverified == [bad]
+            assert not first.complete
+            assert first.closed == [days[0], days[2]]
+            assert first.open == [bad]
+            assert_same_cells(await stored_cells(db), expected_cells(store.rows()))
+            assert day_fetches(store, bad) == 3  # read three times in the first fetch
+
+            # The next requests read it again, three more fetches, then it waits like any open day.
+            for _ in range(5):
+                again = await cache.ensure(days[0], days[-1])
+                assert again.unverified == [bad]
+                assert not again.complete
+            assert day_fetches(store, bad) == 3 + 3 * 3
+            assert day_fetches(store, days[0]) == day_fetches(store, days[2]) == 1
+
+            transport.skewed = False
+            healed = await cache.refresh([bad])
+            assert healed.unverified == []
+            assert healed.complete
+            after = await cache.ensure(days[0], days[-1])
+            assert after.complete
+            assert after.closed == days
+            assert_same_cells(await stored_cells(db), expected_cells(store.rows()))
+            assert await db.fetch_all(
+                "SELECT verified, unverified_fetches FROM usage_days WHERE date = %s", (bad,)
+            ) == [(True, 0)]

@@ -1,0 +1,21 @@
+"""``extensions.warnings``: what the client should know about an answer that is not an error.
+
+Today that is the days whose numbers are in the answer but did not add up to LiteLLM's own totals
+(``UNVERIFIED_DAYS``); the resolvers collect them in the context while they work (``Context.note``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.extensions import SchemaExtension
+
+from resolvers.context import Context
+
+
+class Warnings(SchemaExtension):
+    def get_results(self) -> dict[str, Any]:
+        context = self.execution_context.context
+        if not isinstance(context, Context) or not context.warnings:
+            return {}
+        return {"warnings": [warning.as_json() for warning in context.warnings]}

@@ -85,11 +85,16 @@ def backfill(start: date, end: date) -> None:
 
     reports = _with_resources(settings, work)
     failures = {d: why for r in reports for d, why in r.failures.items()}
+    unverified = sorted({d for r in reports for d in r.unverified})
     fetched = sum(len(r.fetched) for r in reports)
-    click.echo(f"{len(reports)} day(s): {fetched} fetched, {len(failures)} failed")
+    click.echo(
+        f"{len(reports)} day(s): {fetched} fetched, {len(failures)} failed, {len(unverified)} unverified"
+    )
     for day, why in sorted(failures.items()):
         click.echo(f"  {day.isoformat()}: {why}", err=True)
-    sys.exit(1 if failures else 0)
+    for day in unverified:
+        click.echo(f"  {day.isoformat()}: stored, but not equal to LiteLLM's totals (see the logs)", err=True)
+    sys.exit(1 if failures or unverified else 0)
 
 
 @main.command("refresh-today")
@@ -103,6 +108,8 @@ def refresh_today() -> None:
     report = _with_resources(settings, work)
     for day in report.days:
         outcome = report.failures.get(day, "refreshed" if day in report.fetched else "unchanged")
+        if day in report.unverified:
+            outcome += ", unverified: not equal to LiteLLM's totals (see the logs)"
         click.echo(f"{day.isoformat()}: {outcome}")
     click.echo("changed" if report.changed else "no change")
     sys.exit(1 if report.failures else 0)
@@ -241,7 +248,9 @@ def _parse_group_by(_: click.Context, __: click.Parameter, value: str) -> tuple[
     callback=_parse_group_by,
     help="dimensions of a row, comma separated",
 )
-@click.option("--allow-incomplete", is_flag=True, help="export even if some days could not be fetched")
+@click.option(
+    "--allow-incomplete", is_flag=True, help="export even if some days could not be fetched or verified"
+)
 def export(
     start: date,
     end: date,
@@ -277,11 +286,11 @@ def export(
         today = resources.days.today()
         if start <= today:
             report = await resources.days.ensure(start, min(end, today))
-            failed = sorted({*report.missing, *report.failures})
+            failed = sorted({*report.missing, *report.failures, *report.unverified})
             if failed and not allow_incomplete:
                 shown = ", ".join(d.isoformat() for d in failed[:10])
                 raise click.ClickException(
-                    f"{len(failed)} day(s) could not be fetched ({shown}); see --allow-incomplete"
+                    f"{len(failed)} day(s) could not be fetched or verified ({shown}); see --allow-incomplete"
                 )
         known = await directory.api_keys_by_ids(resources.db, api_keys)
         unknown = [key for key in api_keys if key not in known and not bucket.fullmatch(key)]

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from server.litellm_compat.postgres import column_ndistinct
+
 Row = dict[str, Any]
 
 UNATTRIBUTED = "unattributed"
@@ -50,9 +52,12 @@ class StoreView:
     def __init__(
         self, rows: Sequence[Row], keys: Sequence[Row], users: Sequence[Row], master_key: str
     ) -> None:
+        self._stored = rows  # insertion order: the order a sequential scan of LiteLLM's table returns
         ordered = sorted(rows, key=lambda row: row["id"])
         ordered.sort(key=lambda row: row["date"], reverse=True)  # stable: date DESC, id ASC
         self.rows: list[Row] = ordered
+        self._storage_positions: dict[str, int] | None = None
+        self._ndistinct: dict[str, float] = {}
         self._day_bounds: dict[str, tuple[int, int]] = {}
         for index, row in enumerate(ordered):
             first, _ = self._day_bounds.get(row["date"], (index, index))
@@ -113,6 +118,23 @@ class StoreView:
         if len(self._selections) > _CACHE_SIZE:
             self._selections.popitem(last=False)
         return selected
+
+    def in_storage_order(self, rows: Sequence[Row]) -> list[Row]:
+        """``rows`` in the order they were stored, which is the order PostgreSQL's sequential scan of a
+        table that is only ever appended to returns them (rows grown in place keep their place)."""
+        if self._storage_positions is None:
+            self._storage_positions = {row["id"]: index for index, row in enumerate(self._stored)}
+        positions = self._storage_positions
+        return sorted(rows, key=lambda row: positions[row["id"]])
+
+    def ndistinct(self, column: str) -> float:
+        """The planner's ``n_distinct`` of a column of the whole table, as an ANALYZE that reads every
+        row computes it (:func:`server.litellm_compat.postgres.column_ndistinct`)."""
+        found = self._ndistinct.get(column)
+        if found is None:
+            values = [row[column] for row in self.rows]
+            found = self._ndistinct[column] = column_ndistinct(values, len(self.rows))
+        return found
 
     def remember_body(self, cache_key: tuple[Any, ...], body: bytes) -> None:
         self.bodies[cache_key] = body

@@ -5,6 +5,14 @@ directory rows (DESIGN §4) for the same people and keys.
 The shape is what an admin sees on a real proxy: a few power users carry most of the spend, weekends are
 quiet, usage grows gently, some models run on two providers, a provider has a bad day, and some spend
 cannot be attributed (a service key without owner, requests without a key, keys the directory lacks).
+
+A proxy with history also holds rows from older writers and odd corners of the schema (CONTRACT §5), so
+a small share of the rows uses the rest of what ``LiteLLM_DailyUserSpend`` allows (:meth:`legacy`):
+``user_id`` NULL beside ``''`` and set, on owned keys and on the owner-less one; ``model`` and
+``custom_llm_provider`` NULL (before the upgrade) or ``''`` (after) on rejected requests; one key's model
+at several endpoints and through MCP tools; one key's model on three providers on the same days; a
+deleted key that had spend. They are drawn from a random stream of their own, so the clean rows are
+drawn exactly as before.
 """
 
 from __future__ import annotations
@@ -38,6 +46,15 @@ USERS = 200
 KEYS = 600
 EMAIL_DOMAIN = "acme.test"
 UNMAPPED_KEY_SHARE = 0.05
+# Legacy shapes (see the module docstring). Until UPGRADE_DAY the proxy wrote NULL for missing key
+# columns (user_id, model, provider); from then on it writes ''.
+UPGRADE_DAY = 45
+NULL_USER_KEYS = 4  # owned keys with NULL-user rows before the upgrade (beside the owner-less key)
+TRIAL_PROVIDER = "azure_ai"  # a third deployment of gpt-4o one key tries for two weeks
+TRIAL_DAYS = range(DAYS - 30, DAYS - 16)
+DELETED_DAY = 50  # the retired key's deletion (it was used until the day before)
+EXTRA_ENDPOINTS = ("/responses", "/v1/messages")
+MCP_TOOLS = ("jira-create_issue", "github-search_code", "slack-post_message")
 MASTER_KEY_HASH = hashlib.sha256(MASTER_KEY.encode()).hexdigest()
 _KEY_CHARS = string.ascii_letters + string.digits + "-_"
 _NO_SAVINGS = {
@@ -84,10 +101,14 @@ class _Key:
     p_use: float
     uses: list[tuple[Model, tuple[str, ...], float]] = field(default_factory=list)
     blocked: bool = False
+    deleted_at: datetime | None = None
     token: str = ""
 
     def __post_init__(self) -> None:
         self.token = hashlib.sha256(self.raw.encode()).hexdigest()
+
+
+_RowsByKey = dict[str, list[dict[str, Any]]]
 
 
 def _stamp(moment: datetime) -> str:
@@ -97,6 +118,7 @@ def _stamp(moment: datetime) -> str:
 class _Generator:
     def __init__(self, seed: int, now: datetime) -> None:
         self.rng = random.Random(seed)
+        self.legacy_rng = random.Random(f"legacy-{seed}")
         self.now = now.astimezone(UTC)
         self.today = self.now.date()
         self.start = self.today - timedelta(days=DAYS - 1)
@@ -255,24 +277,28 @@ class _Generator:
                 volume = rng.uniform(2, 25)
                 self._row("default_user_id", MASTER_KEY_HASH, current, model, model.providers[0], volume)
 
-    def _key_day(self, key: _Key, user_id: str, current: date, volume: float, context: float = 1.0) -> None:
-        rng = self.rng
+    def _key_day(
+        self, key: _Key, user_id: str, current: date, volume: float, context: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:  # fmt: skip
+        rng = rng or self.rng
         uses = [u for u in key.uses if len(key.uses) == 1 or rng.random() < 0.85] or key.uses[:1]
         total = sum(weight for _, _, weight in uses)
         for model, providers, weight in uses:
             requests = volume * weight / total * rng.lognormvariate(0.0, 0.3)
             if len(providers) == 1:
-                self._row(user_id, key.token, current, model, providers[0], requests, context)
+                self._row(user_id, key.token, current, model, providers[0], requests, context, rng=rng)
             else:
                 split = rng.uniform(0.55, 0.85)
-                self._row(user_id, key.token, current, model, providers[0], requests * split, context)
-                self._row(user_id, key.token, current, model, providers[1], requests * (1 - split), context)
+                for provider, part in zip(providers, (split, 1 - split), strict=True):
+                    self._row(user_id, key.token, current, model, provider, requests * part, context, rng=rng)
 
     def _row(
-        self, user_id: str, api_key: str, current: date, model: Model, provider: str, volume: float,
-        context: float = 1.0,
+        self, user_id: str | None, api_key: str, current: date, model: Model, provider: str, volume: float,
+        context: float = 1.0, *, rng: random.Random | None = None, endpoint: str | None = None,
+        tool: str = "",
     ) -> None:  # fmt: skip
-        rng = self.rng
+        rng = rng or self.rng
         requests = max(1, round(volume))
         rate = self.outage.get(provider, 0.012 if model.kind == "reasoning" else 0.004)
         if requests <= 3 and rng.random() < 0.02:
@@ -301,11 +327,11 @@ class _Generator:
         day_end = min(day_start + timedelta(days=1), self.now)
         created = day_start + (day_end - day_start) * rng.uniform(0.0, 0.4)
         updated = created + (day_end - created) * rng.uniform(0.3, 1.0)
+        endpoint = endpoint or ("/embeddings" if model.kind == "embedding" else "/chat/completions")
         self.rows.append({
             "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "user_id": user_id,
             "date": current.isoformat(), "api_key": api_key, "model": model.name, "model_group": model.name,
-            "custom_llm_provider": provider, "mcp_namespaced_tool_name": "",
-            "endpoint": "/embeddings" if model.kind == "embedding" else "/chat/completions",
+            "custom_llm_provider": provider, "mcp_namespaced_tool_name": tool, "endpoint": endpoint,
             "prompt_tokens": prompt, "completion_tokens": completion, "cache_read_input_tokens": cache_read,
             "cache_creation_input_tokens": cache_creation, **_NO_SAVINGS, "spend": spend,
             "api_requests": requests, "successful_requests": ok, "failed_requests": failed,
@@ -313,19 +339,158 @@ class _Generator:
             "timed_requests": requests, "created_at": _stamp(created), "updated_at": _stamp(updated),
         })  # fmt: skip
 
+    # -- legacy shapes ------------------------------------------------------------------------------
+
+    def legacy(self, users: list[_User], keys: list[_Key]) -> _Key:
+        """Add the rows of a proxy with history (module docstring) to the clean ones; returns the
+        deleted key. Draws only from ``legacy_rng``, so the clean rows are drawn exactly as before."""
+        rng = self.legacy_rng
+        self.outage = {}
+        clean = list(self.rows)
+        upgrade = (self.start + timedelta(days=UPGRADE_DAY)).isoformat()
+        by_key: _RowsByKey = defaultdict(list)
+        for row in clean:
+            by_key[row["api_key"]].append(row)
+        early = [k for k in keys[1:] if k.owner and any(r["date"] < upgrade for r in by_key[k.token])]
+        # Keys routing a model to two providers are the ones whose NULL-user rows are hard to place.
+        split = [k for k in early if any(len(providers) > 1 for _, providers, _ in k.uses)]
+        null_user = rng.sample(split, min(len(split), NULL_USER_KEYS - 1))
+        null_user += rng.sample([k for k in early if k not in null_user], 1)
+        for key in [keys[0], *null_user]:  # the old writer's rows: user_id NULL
+            for row in by_key[key.token]:
+                if row["date"] < upgrade and rng.random() < 0.5:
+                    self._null_user_twin(row, rng.uniform(0.1, 0.5), rng)
+        for key in null_user[:2]:  # requests rejected before routing: no model, no provider
+            for day in sorted({row["date"] for row in by_key[key.token]}):
+                if rng.random() < 0.2:
+                    if day < upgrade:
+                        self._rejected(None, key.token, date.fromisoformat(day), None, rng)
+                    else:
+                        owner = key.owner.user_id if key.owner else ""
+                        self._rejected(owner, key.token, date.fromisoformat(day), "", rng)
+        # A key shared without an owner at first: LiteLLM wrote '' for its user until it was assigned.
+        shared = rng.choice([k for k in early if k not in null_user])
+        assigned = sorted({row["date"] for row in by_key[shared.token]})[:10][-1]
+        for row in by_key[shared.token]:
+            if row["date"] <= assigned:
+                row["user_id"] = ""
+        self._endpoints(keys, by_key, rng)
+        self._trial(keys, by_key, rng)
+        return self._retired(users, rng)
+
+    def _null_user_twin(self, row: dict[str, Any], share: float, rng: random.Random) -> None:
+        """Another row of the same key, model, provider and endpoint, with ``user_id`` NULL."""
+        self._row(
+            None, row["api_key"], date.fromisoformat(row["date"]), BY_NAME[row["model"]],
+            row["custom_llm_provider"], row["api_requests"] * share, rng=rng, endpoint=row["endpoint"],
+            tool=row["mcp_namespaced_tool_name"],
+        )  # fmt: skip
+
+    def _rejected(
+        self, user_id: str | None, api_key: str, current: date, empty: str | None, rng: random.Random
+    ) -> None:
+        """A few requests rejected before routing: model, group and provider are ``empty`` (NULL from the
+        old writer, '' from the new one), nothing billed."""
+        requests = rng.randint(1, 6)
+        moment = datetime.combine(current, time(), UTC) + timedelta(hours=rng.uniform(0, 9))
+        self.rows.append({
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "user_id": user_id,
+            "date": current.isoformat(), "api_key": api_key, "model": empty, "model_group": empty,
+            "custom_llm_provider": empty, "mcp_namespaced_tool_name": "", "endpoint": "/chat/completions",
+            "prompt_tokens": 0, "completion_tokens": 0, "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": 0, **_NO_SAVINGS, "spend": 0.0, "api_requests": requests,
+            "successful_requests": 0, "failed_requests": requests,
+            "total_response_time_ms": requests * rng.randint(20, 80), "timed_requests": requests,
+            "created_at": _stamp(min(moment, self.now)), "updated_at": _stamp(min(moment, self.now)),
+        })  # fmt: skip
+
+    def _endpoints(self, keys: list[_Key], by_key: _RowsByKey, rng: random.Random) -> None:
+        """The busiest OpenAI chat key also calls the Responses and Messages APIs and MCP tools: the same
+        key, model and provider at several endpoints."""
+
+        def chat_rows(key: _Key) -> list[dict[str, Any]]:
+            return [
+                row for row in by_key[key.token]
+                if row["custom_llm_provider"] == "openai" and row["endpoint"] == "/chat/completions"
+            ]  # fmt: skip
+
+        busiest = max(keys[1:], key=lambda k: sum(row["api_requests"] for row in chat_rows(k)))
+        for row in chat_rows(busiest):
+            for endpoint, chance in zip(EXTRA_ENDPOINTS, (0.6, 0.3), strict=True):
+                if rng.random() < chance:
+                    self._row(
+                        row["user_id"], row["api_key"], date.fromisoformat(row["date"]),
+                        BY_NAME[row["model"]], "openai", row["api_requests"] * rng.uniform(0.1, 0.6), rng=rng,
+                        endpoint=endpoint,
+                    )  # fmt: skip
+            if rng.random() < 0.3:
+                self._row(
+                    row["user_id"], row["api_key"], date.fromisoformat(row["date"]), BY_NAME[row["model"]],
+                    "openai", rng.uniform(1, 12), rng=rng, endpoint="/mcp", tool=rng.choice(MCP_TOOLS),
+                )  # fmt: skip
+
+    def _trial(self, keys: list[_Key], by_key: _RowsByKey, rng: random.Random) -> None:
+        """One gpt-4o key sends the model to every deployment, a third one included, for two weeks."""
+        model = BY_NAME["gpt-4o"]
+        trial = {(self.start + timedelta(days=day)).isoformat() for day in TRIAL_DAYS}
+        candidates = [
+            k for k in keys[1:] if k.owner and any(row["model"] == model.name and row["date"] in trial
+                                                   for row in by_key[k.token])
+        ]  # fmt: skip
+        if not candidates:
+            return
+        key = rng.choice(candidates)
+        days: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in by_key[key.token]:
+            if row["model"] == model.name and row["date"] in trial:
+                days[row["date"]].append(row)
+        for day, rows in sorted(days.items()):
+            present = {row["custom_llm_provider"] for row in rows}
+            for provider in (*model.providers, TRIAL_PROVIDER):
+                if provider not in present:
+                    self._row(
+                        rows[0]["user_id"], key.token, date.fromisoformat(day), model, provider,
+                        rows[0]["api_requests"] * rng.uniform(0.1, 0.4), rng=rng,
+                    )  # fmt: skip
+
+    def _retired(self, users: list[_User], rng: random.Random) -> _Key:
+        """A steady user's old key, used until it was deleted (LiteLLM keeps it only in its archive of
+        deleted keys; its rows stay)."""
+        steady = sorted((u for u in users if u.weight > 0 and u.join_day == 0), key=lambda u: u.weight)
+        owner = rng.choice(steady[len(steady) // 2 :])
+        raw = "sk-" + "".join(rng.choice(_KEY_CHARS) for _ in range(22))
+        key = _Key(
+            raw, f"{owner.user_id}-retired", owner, None, self.start_moment - timedelta(days=90), 0,
+            DELETED_DAY - 1, 1.0, 0.8,
+        )  # fmt: skip
+        key.uses = [(model, self._deployments(model, rng), 1.0) for model in owner.models[:2]]
+        key.deleted_at = self.start_moment + timedelta(days=DELETED_DAY, hours=11)
+        for day in range(DELETED_DAY):
+            current = self.start + timedelta(days=day)
+            if rng.random() < key.p_use * (0.4 if current.weekday() >= 5 else 1.0):
+                volume = 6 * owner.weight * rng.lognormvariate(0.0, 0.4)
+                self._key_day(key, owner.user_id, current, volume, owner.context, rng=rng)
+        return key
+
+    @staticmethod
+    def _deployments(model: Model, rng: random.Random) -> tuple[str, ...]:
+        return model.providers if rng.random() < 0.5 else model.providers[:1]
+
     # -- output -----------------------------------------------------------------------------------
 
     def build(self) -> DemoData:
         users = self.users()
         keys = self.keys(users)
         self.usage(users, keys)
-        spend_by_user: dict[str, float] = defaultdict(float)
+        retired = self.legacy(users, keys)
+        spend_by_user: dict[str | None, float] = defaultdict(float)
         spend_by_key: dict[str, float] = defaultdict(float)
         for row in self.rows:
             spend_by_user[row["user_id"]] += row["spend"]
             spend_by_key[row["api_key"]] += row["spend"]
         used = [k for k in keys[1:] if spend_by_key[k.token] > 0 and k not in self.rotated]
         unmapped = {id(k) for k in self.rng.sample(used, round(UNMAPPED_KEY_SHARE * len(keys)))}
+        keys = [*keys, retired]
         litellm_keys = [self._litellm_key(k, spend_by_key[k.token]) for k in keys]
         directory_keys = [
             self._directory_key(number, key) for number, key in enumerate(keys, 1) if id(key) not in unmapped
@@ -347,6 +512,8 @@ class _Generator:
         }  # fmt: skip
 
     def _revoked_at(self, key: _Key) -> datetime | None:
+        if key.deleted_at is not None:
+            return key.deleted_at
         return self.start_moment + timedelta(days=key.last_day + 1, hours=10) if key.blocked else None
 
     def _litellm_key(self, key: _Key, spend: float) -> dict[str, Any]:
@@ -359,6 +526,10 @@ class _Generator:
             "tpm_limit": None, "rpm_limit": None, "created_at": _stamp(key.created_at),
             "created_by": "default_user_id", "updated_at": _stamp(self._revoked_at(key) or key.created_at),
             "updated_by": "default_user_id", "last_active": None,
+            **({} if key.deleted_at is None else {
+                "deleted": True, "deleted_at": _stamp(key.deleted_at), "deleted_by": "default_user_id",
+                "deleted_by_api_key": MASTER_KEY_HASH,
+            }),
         }  # fmt: skip
 
     def _directory_user(self, user: _User) -> dict[str, Any]:

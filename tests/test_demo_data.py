@@ -11,7 +11,16 @@ from typing import Any
 import orjson
 import pytest
 
-from server.demo_data import DemoData, generate
+from server.demo_data import (
+    DAYS,
+    KEYS,
+    MCP_TOOLS,
+    TRIAL_PROVIDER,
+    UPGRADE_DAY,
+    USERS,
+    DemoData,
+    generate,
+)
 from server.litellm_compat import ROW_COLUMNS
 from tests.golden_files import GOLDEN_DIR
 
@@ -81,7 +90,8 @@ def test_rows_have_every_column_in_schema_order(data: DemoData) -> None:
 def test_users_and_keys_have_the_golden_fields(data: DemoData) -> None:
     golden = orjson.loads(GOLDEN.read_bytes())
     key_fields = {field for key in golden["keys"] if not key.get("deleted") for field in key}
-    assert all(set(key) == key_fields for key in data.keys)
+    deleted_fields = {field for key in golden["keys"] if key.get("deleted") for field in key}
+    assert all(set(key) == (deleted_fields if key.get("deleted") else key_fields) for key in data.keys)
     assert all(set(user) == set(golden["users"][0]) for user in data.users)
     assert all(key["token"] == hashlib.sha256(key["raw_key"].encode()).hexdigest() for key in data.keys)
     assert len({key["token"] for key in data.keys}) == len(data.keys)
@@ -89,32 +99,39 @@ def test_users_and_keys_have_the_golden_fields(data: DemoData) -> None:
 
 
 def test_shape(data: DemoData) -> None:
-    assert len(data.users) == 200
-    assert len(data.keys) == 600
-    assert len({row["model"] for row in data.rows}) == 25
-    assert {row["custom_llm_provider"] for row in data.rows} == PROVIDERS
+    assert len(data.users) == USERS == 200
+    assert len([key for key in data.keys if not key.get("deleted")]) == KEYS == 600
+    assert len({row["model"] for row in data.rows} - {None, ""}) == 25
+    assert {row["custom_llm_provider"] for row in data.rows} - {None, ""} == PROVIDERS | {TRIAL_PROVIDER}
     days = sorted({row["date"] for row in data.rows})
-    assert len(days) == 120
+    assert len(days) == DAYS == 120
     assert days[-1] == NOW.date().isoformat()
     assert days[0] == (NOW.date() - timedelta(days=119)).isoformat()
     assert {user["metadata"]["department"] for user in data.users} >= {"Engineering", "Research"}
 
 
 def test_some_models_run_on_two_providers(data: DemoData) -> None:
-    providers: dict[str, set[str]] = defaultdict(set)
+    providers: dict[str | None, set[str | None]] = defaultdict(set)
     for row in data.rows:
         providers[row["model"]].add(row["custom_llm_provider"])
-    assert providers["gpt-4o"] == {"openai", "azure"}
+    assert providers["gpt-4o"] == {"openai", "azure", TRIAL_PROVIDER}
     assert providers["claude-sonnet-4-20250514"] == {"anthropic", "bedrock"}
-    # A router splitting one model over two deployments: the same key, day and model on both.
-    cells = Counter((row["api_key"], row["date"], row["model"]) for row in data.rows)
-    assert any(count == 2 for count in cells.values())
+    # A router splitting one model over two deployments: the same key, day and model on both; and one
+    # key trying a third deployment: the same key, day and model on three.
+    cells: dict[tuple[str, str, str | None], set[str | None]] = defaultdict(set)
+    for row in data.rows:
+        cells[(row["api_key"], row["date"], row["model"])].add(row["custom_llm_provider"])
+    assert any(len(used) == 2 for used in cells.values())
+    three = [cell for cell, used in cells.items() if len(used) >= 3]
+    assert three
+    assert {model for _, _, model in three} == {"gpt-4o"}
+    assert len({key for key, _, _ in three}) == 1
 
 
 def test_a_few_users_make_most_of_the_spend(data: DemoData) -> None:
     by_user = _spend_by(data.rows, "user_id")
     people = sorted(
-        (spend for user, spend in by_user.items() if user not in ("", "default_user_id")), reverse=True
+        (spend for user, spend in by_user.items() if user not in ("", "default_user_id", None)), reverse=True
     )
     top = people[: len(data.users) // 20]
     assert sum(top) >= 0.5 * sum(by_user.values())
@@ -161,7 +178,9 @@ def test_failures_latency_and_caching_occur(data: DemoData) -> None:
     assert all(row["spend"] == 0 and row["prompt_tokens"] == 0 for row in all_failed)
     assert sum(1 for row in data.rows if row["cache_read_input_tokens"] > 0) > 100
     assert all(row["total_response_time_ms"] > 0 for row in data.rows)
-    assert {row["endpoint"] for row in data.rows} == {"/chat/completions", "/embeddings"}
+    assert {row["endpoint"] for row in data.rows} == {
+        "/chat/completions", "/embeddings", "/responses", "/v1/messages", "/mcp",
+    }  # fmt: skip
 
 
 def test_some_spend_is_unmapped_or_unattributed(data: DemoData) -> None:
@@ -184,7 +203,62 @@ def test_one_key_is_revoked_and_unused_since(data: DemoData) -> None:
     used = [row["date"] for row in data.rows if row["api_key"] == revoked[0]["token"]]
     assert used
     assert max(used) < entry["revoked_at"].date().isoformat()
-    assert sum(1 for key in data.directory_keys if key["revoked_at"] is not None) == 1
+    deleted = [key for key in data.keys if key.get("deleted")]
+    revoked_in_directory = [key for key in data.directory_keys if key["revoked_at"] is not None]
+    assert len(revoked_in_directory) == len(revoked) + len(deleted)
+
+
+def test_a_deleted_key_keeps_its_spend(data: DemoData) -> None:
+    deleted = [key for key in data.keys if key.get("deleted")]
+    assert len(deleted) == 1
+    key = deleted[0]
+    assert key["user_id"]
+    assert key["deleted_by_api_key"]
+    rows = [row for row in data.rows if row["api_key"] == key["token"]]
+    assert rows
+    assert key["spend"] == sum(row["spend"] for row in rows) > 0
+    deleted_on = key["deleted_at"][:10]
+    assert max(row["date"] for row in rows) < deleted_on
+    entry = next(entry for entry in data.directory_keys if entry["token_hash"] == key["token"])
+    assert entry["revoked_at"].strftime("%Y-%m-%dT%H:%M:%S.000Z") == key["deleted_at"]
+
+
+def test_a_small_share_of_rows_has_the_legacy_shapes(data: DemoData) -> None:
+    """What a proxy with history holds beside clean rows (CONTRACT §5): NULL and '' where the schema
+    allows them, several endpoints and MCP tools for one key, model and provider."""
+    upgrade = (NOW.date() - timedelta(days=DAYS - 1 - UPGRADE_DAY)).isoformat()
+    owners = {key["token"]: key["user_id"] for key in data.keys}
+    null_user = [row for row in data.rows if row["user_id"] is None]
+    assert all(row["date"] < upgrade for row in null_user)  # the old writer's
+    assert {owners[row["api_key"]] is None for row in null_user} == {True, False}  # owned keys and not
+    assert any(row["user_id"] == "" and owners.get(row["api_key"]) for row in data.rows)
+    # NULL-user rows on a key that routes one model to two providers on the same day.
+    providers: dict[tuple[str, str, str | None], set[str | None]] = defaultdict(set)
+    for row in data.rows:
+        providers[(row["api_key"], row["date"], row["model"])].add(row["custom_llm_provider"])
+    assert any(len(providers[(row["api_key"], row["date"], row["model"])]) > 1 for row in null_user)
+
+    unrouted = [row for row in data.rows if not row["model"]]
+    assert {row["model"] for row in unrouted} == {None, ""}
+    for row in unrouted:
+        assert row["custom_llm_provider"] == row["model_group"] == row["model"]
+        assert (row["model"] is None) == (row["date"] < upgrade)
+        assert row["failed_requests"] == row["api_requests"] > 0
+        assert row["spend"] == 0
+
+    endpoints: dict[tuple[str, str, str | None, str | None], set[str]] = defaultdict(set)
+    for row in data.rows:
+        endpoints[(row["api_key"], row["date"], row["model"], row["custom_llm_provider"])].add(
+            row["endpoint"]
+        )
+    assert max(len(found) for found in endpoints.values()) >= 3
+    tools = [row for row in data.rows if row["mcp_namespaced_tool_name"]]
+    assert tools
+    assert all(row["endpoint"] == "/mcp" and row["mcp_namespaced_tool_name"] in MCP_TOOLS for row in tools)
+
+    odd = [row for row in data.rows if row["user_id"] is None or not row["model"]]
+    assert len(odd) < 0.02 * len(data.rows)
+    assert sum(row["spend"] for row in odd) < 0.01 * sum(row["spend"] for row in data.rows)
 
 
 def test_directory_matches_litellm(data: DemoData) -> None:

@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.litellm_compat import MASTER_KEY, Faults, LiteLLMStore, hash_token, running_litellm
+from server.litellm_compat.faults import SKEW
+from tests.faulty_litellm import running_faulty_litellm
 from tests.litellm_rows import API_KEYS, DAYS, assert_close, make_row, merge_pages, rows_strategy
 
 ACTIVITY = "/user/daily/activity"
@@ -419,3 +421,52 @@ def test_include_current_utc_day_widens_the_range_to_today(served: Served) -> No
     widened = served.client.get(ACTIVITY, params={**params, "include_current_utc_day": "true"}).json()
     assert today not in {day["date"] for day in alone["results"]}
     assert today in {day["date"] for day in widened["results"]}
+
+
+# -- /aggregated totals that disagree with the pages ------------------------------------------------
+
+
+def test_skew_aggregated_dates_makes_only_their_totals_disagree_with_the_true_pages() -> None:
+    store = LiteLLMStore(keys=KEYS, users=USERS, rows=sample_rows())
+    faults = Faults()
+    empty_day = "2026-11-17"  # no rows on it
+    wide = {"start_date": empty_day, "end_date": DAYS[-1]}
+    one_day = {"start_date": DAYS[0], "end_date": DAYS[0]}
+    with running_faulty_litellm(store, faults) as url, httpx.Client(base_url=url, headers=ADMIN) as client:
+        honest = client.get(AGGREGATED, params=wide).json()
+        honest_one_day = client.get(AGGREGATED, params=one_day).json()
+        honest_pages = fetch_all_pages(client, wide, 4)
+
+        faults.skew_aggregated_dates = {DAYS[1], empty_day}
+        skewed = client.get(AGGREGATED, params=wide).json()
+        assert fetch_all_pages(client, wide, 4) == honest_pages  # the pages stay true, bit for bit
+
+        by_date = {day["date"]: day for day in skewed["results"]}
+        assert list(by_date) == [DAYS[2], DAYS[1], DAYS[0], empty_day]
+        for day in honest["results"]:
+            if day["date"] != DAYS[1]:
+                assert by_date[day["date"]] == day
+        # The skewed day keeps its true breakdowns; its totals are off by SKEW.
+        off = {field: amount for field, _, amount in SKEW}
+        truth = next(day for day in honest["results"] if day["date"] == DAYS[1])
+        assert by_date[DAYS[1]]["breakdown"] == truth["breakdown"]
+        assert by_date[DAYS[1]]["metrics"] == {
+            name: value + off.get(name, 0) for name, value in truth["metrics"].items()
+        }
+        # A day without rows appears, with SKEW for totals and nothing in its breakdowns.
+        invented = by_date[empty_day]
+        assert {name: value for name, value in invented["metrics"].items() if value} == off
+        assert set(invented["metrics"]) == set(truth["metrics"])
+        assert invented["breakdown"] == {name: {} for name in truth["breakdown"]}
+        # The query's totals move with its days' (two skewed dates), the rest of its metadata stays.
+        skewed_totals = {total for _, total, _ in SKEW}
+        for _, total, amount in SKEW:
+            assert math.isclose(skewed["metadata"][total], honest["metadata"][total] + 2 * amount)
+        for name, value in honest["metadata"].items():
+            if name not in skewed_totals:
+                assert skewed["metadata"][name] == value
+
+        # A range without a skewed date is untouched; reset ends the fault.
+        assert client.get(AGGREGATED, params=one_day).json() == honest_one_day
+        faults.reset()
+        assert client.get(AGGREGATED, params=wide).json() == honest

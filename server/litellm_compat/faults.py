@@ -1,5 +1,9 @@
-"""Fault injection for the LiteLLM-compatible server: slow, failing, hanging and garbled answers, and a
-"live" day whose numbers keep growing between requests (as LiteLLM's upserts make today's rows do)."""
+"""Fault injection for the LiteLLM-compatible server: slow, failing, hanging and garbled answers, a
+"live" day whose numbers keep growing between requests (as LiteLLM's upserts make today's rows do), and
+``/aggregated`` totals that disagree with the pages for chosen dates (a day nobody can verify).
+
+The last one rewrites response bodies, which the server's own middleware does not do: wrap the app in
+:class:`BodyFaults` to apply it (``BodyFaults(create_litellm_app(store, faults), faults)``)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,15 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import orjson
+from starlette.datastructures import QueryParams
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.litellm_compat.activity import METRIC_NAMES
 from server.litellm_compat.store import LiteLLMStore
 
-ACTIVITY_PATHS = frozenset({"/user/daily/activity", "/user/daily/activity/aggregated"})
+AGGREGATED_PATH = "/user/daily/activity/aggregated"
+ACTIVITY_PATHS = frozenset({"/user/daily/activity", AGGREGATED_PATH})
 # What one mutation adds to a row of the live day.
 _GROWTH: Mapping[str, int | float] = {
     "spend": 0.00125,
@@ -24,6 +34,25 @@ _GROWTH: Mapping[str, int | float] = {
     "timed_requests": 1,
 }
 _INSERT_EVERY = 5  # every fifth mutation inserts a row instead, shifting page offsets
+# What /aggregated claims beyond the truth on a skewed date: (SpendMetrics field, metadata total, amount).
+SKEW: tuple[tuple[str, str, int | float], ...] = (
+    ("spend", "total_spend", 0.5),
+    ("prompt_tokens", "total_prompt_tokens", 10),
+    ("total_tokens", "total_tokens", 10),
+    ("successful_requests", "total_successful_requests", 1),
+    ("api_requests", "total_api_requests", 1),
+)
+_MONEY = frozenset(name for name in METRIC_NAMES if name.endswith("spend")) | {"flat_cost", "ptu_hours"}
+_BREAKDOWNS = (
+    "mcp_servers",
+    "models",
+    "model_groups",
+    "providers",
+    "endpoints",
+    "api_keys",
+    "entities",
+    "guardrails",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +69,12 @@ class Faults:
 
     The ``*_next`` counters are consumed one per matching request, in the order timeout, fail,
     malformed (a request consumes at most one); ``failure_rate`` applies when none was consumed.
-    ``fail_paths``/``fail_dates`` restrict every fault except ``mutate_day`` to requests whose path /
-    ``start_date`` is listed."""
+    ``fail_paths``/``fail_dates`` restrict every fault except ``mutate_day`` and
+    ``skew_aggregated_dates`` to requests whose path / ``start_date`` is listed.
+
+    ``skew_aggregated_dates``: ``/aggregated`` reports these dates' totals (``metrics`` and the metadata
+    totals) off by :data:`SKEW`, a date without rows included, while its breakdowns and every page of
+    ``/user/daily/activity`` stay true; applied by :class:`BodyFaults`."""
 
     latency_seconds: float = 0.0
     failure_rate: float = 0.0
@@ -54,6 +87,7 @@ class Faults:
     fail_dates: Collection[str] | None = None
     mutate_day: str | None = None
     mutate_limit: int | None = None
+    skew_aggregated_dates: Collection[str] | None = None
     seed: int = 0
     mutations: int = field(default=0, init=False)  # how many times the live day has grown
     _rng: random.Random = field(init=False, repr=False, compare=False)
@@ -131,3 +165,69 @@ class Faults:
             "endpoint": template.get("endpoint") or "/chat/completions",
             **_GROWTH,
         }
+
+    def rewrite_body(self, path: str, params: Mapping[str, str], body: bytes) -> bytes:
+        """The body a successful request answers with: ``body``, or for ``/aggregated`` over a skewed date
+        the same body with that date's totals (and the query's) off by :data:`SKEW`."""
+        with self._lock:
+            dates = frozenset(self.skew_aggregated_dates or ())
+        start, end = params.get("start_date", "\uffff"), params.get("end_date", "")
+        skewed = sorted(day for day in dates if start <= day <= end)
+        if path != AGGREGATED_PATH or not skewed:
+            return body
+        try:
+            answer = orjson.loads(body)
+            results = {result["date"]: result for result in answer["results"]}
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return body  # not an answer to skew (a garbled one, say)
+        for day in skewed:
+            result = results.setdefault(
+                day,
+                {
+                    "date": day,
+                    "metrics": {name: 0.0 if name in _MONEY else 0 for name in METRIC_NAMES},
+                    "breakdown": {name: {} for name in _BREAKDOWNS},
+                },
+            )
+            for field_name, total_name, amount in SKEW:
+                result["metrics"][field_name] += amount
+                answer["metadata"][total_name] += amount
+        answer["results"] = [results[day] for day in sorted(results, reverse=True)]
+        return orjson.dumps(answer)
+
+
+class BodyFaults:
+    """ASGI middleware around the LiteLLM-compatible app that applies :meth:`Faults.rewrite_body` to
+    every successful response (the app's own fault middleware cannot change a body)."""
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != AGGREGATED_PATH:
+            await self.app(scope, receive, send)
+            return
+        params = dict(QueryParams(scope["query_string"]))
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def hold(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            if start["status"] == 200:
+                body = self.faults.rewrite_body(scope["path"], params, body)
+            headers = [(name, value) for name, value in start["headers"] if name.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, hold)

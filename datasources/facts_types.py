@@ -169,7 +169,9 @@ class GroupPage:
 # --- Cursors --------------------------------------------------------------------------------------------
 
 _INTEGER = re.compile(r"-?[0-9]{1,100}")
-_DECIMAL = re.compile(r"-?[0-9]{1,100}(\.[0-9]{1,100})?")
+# A spend is an exact sum of doubles' shortest decimals: down to 5e-324, so up to 330 decimal places
+# (and a double's 309 integer digits); the cursor's 4096-character cap bounds the rest.
+_DECIMAL = re.compile(r"-?[0-9]{1,310}(\.[0-9]{1,340})?")
 
 
 def encode_cursor(dimension: Dimension, order: Order, row: GroupRow) -> str:

@@ -342,6 +342,22 @@ async def test_bad_or_foreign_cursors_are_rejected(db: Database) -> None:
     assert issubclass(InvalidCursor, ValueError)
 
 
+async def test_cursors_page_through_any_spend_a_double_can_sum_to(db: Database) -> None:
+    """The smallest double's shortest decimal has 324 decimal places, the largest 309 integer digits:
+    a cursor made after such a spend must be accepted back."""
+    spends = ["5E-324", "1E-300", "0.1", "1.7976931348623157E+308"]
+    await replace_facts(db, [make_fact(model=m, spend=s) for m, s in zip(MODELS, spends, strict=True)])
+    for direction in Direction:
+        order, after, seen = Order(OrderMetric.SPEND, direction), None, []
+        while True:
+            page = await breakdown(db, EVERYTHING, Dimension.MODEL, order=order, first=1, after=after)
+            seen += [row.key for row in page.rows]
+            if not page.has_next_page:
+                break
+            after = page.end_cursor
+        assert sorted(seen) == sorted(MODELS)
+
+
 # --- Statement counts -----------------------------------------------------------------------------------
 
 

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from server.litellm_compat import MASTER_KEY, Faults, LiteLLMStore, hash_token, running_litellm
 from server.litellm_compat.faults import SKEW
-from tests.faulty_litellm import running_faulty_litellm
 from tests.litellm_rows import API_KEYS, DAYS, assert_close, make_row, merge_pages, rows_strategy
 
 ACTIVITY = "/user/daily/activity"
@@ -432,7 +431,7 @@ def test_skew_aggregated_dates_makes_only_their_totals_disagree_with_the_true_pa
     empty_day = "2026-11-17"  # no rows on it
     wide = {"start_date": empty_day, "end_date": DAYS[-1]}
     one_day = {"start_date": DAYS[0], "end_date": DAYS[0]}
-    with running_faulty_litellm(store, faults) as url, httpx.Client(base_url=url, headers=ADMIN) as client:
+    with running_litellm(store, faults) as url, httpx.Client(base_url=url, headers=ADMIN) as client:
         honest = client.get(AGGREGATED, params=wide).json()
         honest_one_day = client.get(AGGREGATED, params=one_day).json()
         honest_pages = fetch_all_pages(client, wide, 4)

@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from server.litellm_compat import Faults, LiteLLMStore
+from server.litellm_compat import Faults, LiteLLMStore, running_litellm
 from tests.api_client import Gateway
 from tests.expected import total_of
-from tests.faulty_litellm import running_faulty_litellm
 from tests.gateway_harness import clock_at, long_after
 from tests.litellm_rows import Row, assert_close, make_row
 from tests.usage_from_rows import litellm_gateway
@@ -157,7 +156,7 @@ class Setup:
 def litellm() -> Iterator[Setup]:
     store = LiteLLMStore(keys=[], users=[], rows=ROWS)
     faults = Faults(skew_aggregated_dates={SKEWED.isoformat()})
-    with running_faulty_litellm(store, faults) as url:
+    with running_litellm(store, faults) as url:
         yield Setup(store, faults, url)
 
 

@@ -26,7 +26,7 @@ from server.litellm_compat.activity import aggregated_activity, paginated_activi
 from server.litellm_compat.auth import Caller, activity_user_scope, authenticate, require_admin
 from server.litellm_compat.directory import key_list, user_list
 from server.litellm_compat.errors import ApiError, detail_error
-from server.litellm_compat.faults import FaultPlan, Faults
+from server.litellm_compat.faults import BodyFaults, FaultPlan, Faults
 from server.litellm_compat.params import (
     adjust_end_for_timezone,
     parse_activity_query,
@@ -207,7 +207,10 @@ def create_litellm_app(store: LiteLLMStore, faults: Faults | None = None) -> Sta
             Route("/key/list", routes.endpoint(routes.key_list), methods=["GET"]),
             Route("/user/list", routes.endpoint(routes.user_list), methods=["GET"]),
         ],
-        middleware=[Middleware(_ServiceMiddleware, store=store, faults=faults, stopping=stopping)],
+        middleware=[
+            Middleware(_ServiceMiddleware, store=store, faults=faults, stopping=stopping),
+            *([Middleware(BodyFaults, faults=faults)] if faults is not None else []),
+        ],
         exception_handlers={HTTPException: _http_exception},
     )
     app.state.stopping = stopping

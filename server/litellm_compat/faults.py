@@ -2,8 +2,8 @@
 "live" day whose numbers keep growing between requests (as LiteLLM's upserts make today's rows do), and
 ``/aggregated`` totals that disagree with the pages for chosen dates (a day nobody can verify).
 
-The last one rewrites response bodies, which the server's own middleware does not do: wrap the app in
-:class:`BodyFaults` to apply it (``BodyFaults(create_litellm_app(store, faults), faults)``)."""
+The last one rewrites response bodies: :class:`BodyFaults`, which ``create_litellm_app`` installs
+whenever it is given faults."""
 
 from __future__ import annotations
 

@@ -130,7 +130,13 @@ async def open_gateway(
     db = await Database.open(database_url, max_size=20)
     redis = Redis.from_url(redis_url) if redis_url else None
     litellm = (
-        LiteLLMClient(litellm_url, LITELLM_MASTER_KEY, retries=1, backoff_seconds=0.01)
+        LiteLLMClient(
+            litellm_url,
+            LITELLM_MASTER_KEY,
+            retries=1,
+            backoff_seconds=0.01,
+            page_size=settings.litellm_page_size,
+        )
         if litellm_url
         else None
     )

@@ -24,19 +24,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import psycopg
-from redis.asyncio import Redis
 
-from datasources.days import Clock, DayCache
-from datasources.db import Database
+from datasources.days import Clock
 from datasources.facts import Dimension, GroupRow, UsageTotals
-from datasources.litellm import LiteLLMClient
-from server.app import create_app
-from server.config import Settings
 from server.local_services import LocalPostgres
-from server.resources import Resources
-from tests.api_client import LITELLM_MASTER_KEY, SECRET, Gateway
+from tests.api_client import Gateway, open_gateway
 from tests.conftest import TEMPLATE_DB
 
 _SCHEMA = """
@@ -218,35 +211,17 @@ async def litellm_gateway(
     page_size: int = 1000,
     **overrides: Any,
 ) -> AsyncIterator[Gateway]:
-    """The app on real Postgres and Redis, its day cache reading LiteLLM ``page_size`` rows a page.
-
-    As :func:`tests.api_client.open_gateway`, with the page size, and without query cost or rate limits
-    (these tests ask for every field at once, page after page; tests/test_limits.py covers the limits).
-    """
-    settings = Settings(
-        **{
-            "database_url": database_url,
-            "redis_url": redis_url,
-            "jwt_secret": SECRET,
-            "litellm_url": litellm_url,
-            "litellm_page_size": page_size,
-            "answer_cache_ttl_seconds": 0,
-            "max_query_cost": 10_000_000,
-            "rate_limit_cost": 0,
-            **overrides,
-        }
-    )
-    db = await Database.open(database_url, max_size=20)
-    redis = Redis.from_url(redis_url)
-    litellm = LiteLLMClient(
-        litellm_url, LITELLM_MASTER_KEY, retries=1, backoff_seconds=0.01, page_size=page_size
-    )
-    resources = Resources(settings, db, redis, litellm, DayCache(db, litellm, redis, clock=clock))
-    app = create_app(settings, resources=resources)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
-        ) as client:
-            yield Gateway(client, db, settings)
-    finally:
-        await resources.close()
+    """As :func:`tests.api_client.open_gateway`, its day cache reading LiteLLM ``page_size`` rows a page,
+    without query cost or rate limits (these tests ask for every field at once, page after page;
+    tests/test_limits.py covers the limits)."""
+    async with open_gateway(
+        database_url,
+        redis_url,
+        litellm_url=litellm_url,
+        clock=clock,
+        litellm_page_size=page_size,
+        max_query_cost=10_000_000,
+        rate_limit_cost=0,
+        **overrides,
+    ) as gateway:
+        yield gateway

@@ -160,8 +160,8 @@ def _unassigned_cells(key: str, model: str, activity: KeyActivity, named: Sequen
             return f"key {key[:12]}… on {model!r}/{provider!r}: named users exceed the provider's total"
         if rest.spend < 0:
             rest = replace(rest, spend=Decimal(0))
-        if rest.is_zero() or (rest.spend <= noise and not any(rest.as_tuple()[1:])):
-            continue
+        if rest.spend <= noise and not any(rest.as_tuple()[1:]):
+            continue  # no counter and at most rounding: no rows
         cells.append(Fact(key, UNASSIGNED, model, provider, rest))
     if named_by_provider:
         return f"key {key[:12]}… on {model!r}: named users on providers the key did not use"

@@ -182,7 +182,7 @@ class DayCache:
             states = await self._store.states(unmarked)
             for day, state in states.items():
                 known[day] = _Marker.of(state)
-            await self._write_markers([s for s in states.values() if self._is_fresh(s, now)])
+            await self._write_markers(list(states.values()))
         stale = [d for d in wanted if d not in known or not self._is_fresh(known[d], now)]
         report = RangeReport(days=wanted)
         # Shielded: a caller that goes away must not cancel a fetch other callers are waiting for.
@@ -382,7 +382,7 @@ class DayCache:
         async with self._redis.pipeline(transaction=False) as pipe:
             for state in states:
                 if not self._is_fresh(state, now):
-                    continue  # to be read again by the next request: Postgres says so, no marker
+                    continue  # to be read again: no marker, so the next request asks Postgres
                 if state.status == "closed":
                     ttl_ms = _CLOSED_MARKER_SECONDS * 1000
                 else:

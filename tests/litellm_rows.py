@@ -51,6 +51,7 @@ METRIC_COLUMNS = (
     "total_response_time_ms",
     "timed_requests",
 )
+COUNTER_COLUMNS = METRIC_COLUMNS[1:]  # every one but spend: whole, non-negative numbers
 Dimensions = tuple[str | None, str, str, str | None, str | None, str | None, str | None]
 
 

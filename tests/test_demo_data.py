@@ -23,6 +23,7 @@ from server.demo_data import (
 )
 from server.litellm_compat import ROW_COLUMNS
 from tests.golden_files import GOLDEN_DIR
+from tests.litellm_rows import COUNTER_COLUMNS
 
 NOW = datetime(2026, 6, 10, 15, 30, tzinfo=UTC)
 GOLDEN = GOLDEN_DIR / "directory.json"
@@ -36,17 +37,6 @@ UNIQUE = (
     "endpoint",
 )
 PROVIDERS = {"openai", "azure", "anthropic", "bedrock", "vertex_ai", "mistral"}
-COUNTERS = (
-    "prompt_tokens",
-    "completion_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "api_requests",
-    "successful_requests",
-    "failed_requests",
-    "total_response_time_ms",
-    "timed_requests",
-)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +152,7 @@ def test_today_is_partial(data: DemoData) -> None:
 
 def test_counters_are_consistent(data: DemoData) -> None:
     for row in data.rows:
-        assert all(isinstance(row[column], int) and row[column] >= 0 for column in COUNTERS), row
+        assert all(isinstance(row[column], int) and row[column] >= 0 for column in COUNTER_COLUMNS), row
         assert row["api_requests"] == row["successful_requests"] + row["failed_requests"], row
         assert row["api_requests"] > 0, row
         assert row["timed_requests"] <= row["api_requests"], row

@@ -146,11 +146,9 @@ def _bucket(group: dict[str, _Bucket], name: str, metadata: dict[str, Any]) -> _
     return found
 
 
-def _accumulate(
-    view: StoreView, rows: Sequence[Row], *, entities: bool, top_keys: frozenset[str] | None
-) -> tuple[dict[str, _Day], Vector]:
-    """``_aggregate_spend_records_sync`` + ``update_breakdown_metrics``. With ``top_keys`` (the
-    aggregated route) per-key data is kept only for those keys."""
+def _accumulate(view: StoreView, rows: Sequence[Row]) -> tuple[dict[str, _Day], Vector]:
+    """``_aggregate_spend_records_sync`` + ``update_breakdown_metrics`` over a page's rows, ``entities``
+    (LiteLLM users) included, as the paginated user route fills them."""
     days: dict[str, _Day] = {}
     totals = _zero()
     for row in rows:
@@ -160,8 +158,7 @@ def _accumulate(
             day = days[row["date"]] = _Day()
         _add(day.metrics, vector)
         _add(totals, vector)
-        api_key: str = row["api_key"]
-        key = api_key if top_keys is None or api_key in top_keys else None
+        key: str = row["api_key"]
         breakdown = day.breakdown
         model = row["model"]
         _bucket(breakdown["models"], model or UNKNOWN_MODEL, {}).add(vector, key)
@@ -174,14 +171,21 @@ def _accumulate(
         _bucket(breakdown["providers"], provider, _PROVIDER_METADATA.get(provider, {})).add(vector, key)
         if row["endpoint"]:
             _bucket(breakdown["endpoints"], row["endpoint"], {}).add(vector, key)
-        if key is not None:
-            _bucket(breakdown["api_keys"], key, {}).add(vector, None)
-        if entities:
-            user_id = row["user_id"]
-            _bucket(breakdown["entities"], user_id or "Unassigned", view.entity_metadata(user_id)).add(
-                vector, key
-            )
+        _bucket(breakdown["api_keys"], key, {}).add(vector, None)
+        user_id = row["user_id"]
+        _bucket(breakdown["entities"], user_id or "Unassigned", view.entity_metadata(user_id)).add(
+            vector, key
+        )
     return days, totals
+
+
+def empty_day(date: str) -> dict[str, Any]:
+    """A ``results`` entry for a date without rows: zero metrics, every breakdown empty."""
+    return {
+        "date": date,
+        "metrics": metrics_dict(_zero()),
+        "breakdown": {**{name: {} for name in _BREAKDOWNS}, "guardrails": {}},
+    }
 
 
 def _render_days(view: StoreView, days: dict[str, _Day]) -> list[dict[str, Any]]:
@@ -229,7 +233,7 @@ def paginated_activity(
 ) -> dict[str, Any]:
     """One page of rows: pages cut rows (not days), and metadata totals cover this page only."""
     page_rows = selection[(page - 1) * page_size : page * page_size]
-    days, totals = _accumulate(view, page_rows, entities=True, top_keys=None)
+    days, totals = _accumulate(view, page_rows)
     count = len(selection)
     return {
         "results": _render_days(view, days),

@@ -18,7 +18,7 @@ import orjson
 from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.litellm_compat.activity import METRIC_NAMES
+from server.litellm_compat.activity import empty_day
 from server.litellm_compat.store import LiteLLMStore
 
 AGGREGATED_PATH = "/user/daily/activity/aggregated"
@@ -41,17 +41,6 @@ SKEW: tuple[tuple[str, str, int | float], ...] = (
     ("total_tokens", "total_tokens", 10),
     ("successful_requests", "total_successful_requests", 1),
     ("api_requests", "total_api_requests", 1),
-)
-_MONEY = frozenset(name for name in METRIC_NAMES if name.endswith("spend")) | {"flat_cost", "ptu_hours"}
-_BREAKDOWNS = (
-    "mcp_servers",
-    "models",
-    "model_groups",
-    "providers",
-    "endpoints",
-    "api_keys",
-    "entities",
-    "guardrails",
 )
 
 
@@ -181,14 +170,7 @@ class Faults:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return body  # not an answer to skew (a garbled one, say)
         for day in skewed:
-            result = results.setdefault(
-                day,
-                {
-                    "date": day,
-                    "metrics": {name: 0.0 if name in _MONEY else 0 for name in METRIC_NAMES},
-                    "breakdown": {name: {} for name in _BREAKDOWNS},
-                },
-            )
+            result = results.setdefault(day, empty_day(day))
             for field_name, total_name, amount in SKEW:
                 result["metrics"][field_name] += amount
                 answer["metadata"][total_name] += amount
@@ -205,7 +187,8 @@ class BodyFaults:
         self.faults = faults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != AGGREGATED_PATH:
+        skewing = bool(self.faults.skew_aggregated_dates)
+        if scope["type"] != "http" or scope["path"] != AGGREGATED_PATH or not skewing:
             await self.app(scope, receive, send)
             return
         params = dict(QueryParams(scope["query_string"]))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import psycopg
 
 from bench.gateway import BenchError, BenchGateway
-from datasources.db import Database, Params, Query
+from usage_gateway.datasources.db import Database, Params, Query
 
 Statements = Sequence[tuple[Query, Params]]
 

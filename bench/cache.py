@@ -11,8 +11,8 @@ from bench.load import Budget, plural, run_clients
 from bench.plan import Plan
 from bench.queries import DASHBOARD, dashboard_variables, last_days
 from bench.report import Figure, Target, percentile, ratio
-from datasources.answer_cache import KEY_PREFIX
-from datasources.days import DATA_VERSION_KEY
+from usage_gateway.datasources.answer_cache import KEY_PREFIX
+from usage_gateway.datasources.daycache.days import DATA_VERSION_KEY
 
 
 async def cache_figures(plan: Plan, database_url: str, redis_url: str) -> list[Figure]:

@@ -25,8 +25,8 @@ import psycopg
 
 import bench.reference_data
 from bench.reference_data import ReferenceData, Scale, fill_gateway
-from migrations import apply_migrations, available
-from server.local_services import LocalPostgres, LocalServiceError
+from usage_gateway.devtools.local_services import LocalPostgres, LocalServiceError
+from usage_gateway.migrations import apply_migrations, available
 
 _FORMAT = 1  # bump when what a kept cluster holds changes in a way the key does not see
 

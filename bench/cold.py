@@ -28,12 +28,12 @@ from bench.gateway import BenchError, pinned_clock
 from bench.litellm_side import COMPUTED, LiteLLMProcess, litellm_process
 from bench.plan import Plan
 from bench.report import Figure, Target, median, ratio
-from datasources.days import DayCache
-from datasources.db import Database
-from datasources.litellm import DAILY_ACTIVITY, LiteLLMClient
-from migrations import apply_migrations
-from server.litellm_compat import MASTER_KEY
-from server.local_services import LocalPostgres
+from usage_gateway.datasources.daycache.days import DayCache
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.litellm.client import DAILY_ACTIVITY, LiteLLMClient
+from usage_gateway.devtools.litellm_compat import MASTER_KEY
+from usage_gateway.devtools.local_services import LocalPostgres
+from usage_gateway.migrations import apply_migrations
 
 PAGE_SIZE = 1000
 log = logging.getLogger(__name__)

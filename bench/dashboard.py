@@ -18,19 +18,19 @@ import httpx
 import psycopg
 from redis.asyncio import Redis
 
-from datasources.days import DayCache
-from datasources.db import Database, count_statements
-from datasources.litellm import LiteLLMClient
-from migrations import apply_migrations
-from resolvers.viewer import Role
-from server.app import create_app
-from server.config import Settings
-from server.demo import fill_directory
-from server.demo_data import generate
-from server.litellm_compat import LiteLLMStore, running_litellm
-from server.local_services import LocalPostgres, LocalRedis
-from server.resources import Resources
-from server.tokens import issue_token
+from usage_gateway.datasources.daycache.days import DayCache
+from usage_gateway.datasources.db import Database, count_statements
+from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.devtools.demo import fill_directory
+from usage_gateway.devtools.demo_data import generate
+from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
+from usage_gateway.devtools.local_services import LocalPostgres, LocalRedis
+from usage_gateway.migrations import apply_migrations
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.app import create_app
+from usage_gateway.server.config import Settings
+from usage_gateway.server.resources import Resources
+from usage_gateway.server.tokens import issue_token
 
 SECRET = "bench-" + "0" * 40
 NODES = "metrics { spend requests totalTokens } share"

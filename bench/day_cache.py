@@ -36,14 +36,14 @@ from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.reference_data import ReferenceData, Scale
-from datasources import facts
-from datasources.days import DayCache, RangeReport
-from datasources.db import Database
-from datasources.facts_types import FactFilter, Granularity
-from datasources.litellm import DAILY_ACTIVITY, LiteLLMClient
-from migrations import apply_migrations
-from server.litellm_compat import LiteLLMStore, create_litellm_app
-from server.local_services import LocalPostgres, LocalRedis, serving
+from usage_gateway.datasources.daycache.days import DayCache, RangeReport
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts import aggregates as facts
+from usage_gateway.datasources.facts.vocabulary import FactFilter, Granularity
+from usage_gateway.datasources.litellm.client import DAILY_ACTIVITY, LiteLLMClient
+from usage_gateway.devtools.litellm_compat import LiteLLMStore, create_litellm_app
+from usage_gateway.devtools.local_services import LocalPostgres, LocalRedis, serving
+from usage_gateway.migrations import apply_migrations
 
 MASTER_KEY = "sk-master-1234"
 PAGE_SIZE = 1000

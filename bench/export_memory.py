@@ -22,8 +22,8 @@ from pathlib import Path
 
 import psycopg
 
-from migrations import apply_migrations
-from server.local_services import LocalPostgres
+from usage_gateway.devtools.local_services import LocalPostgres
+from usage_gateway.migrations import apply_migrations
 
 YEAR = (date(2025, 1, 1), date(2025, 12, 31))
 PAIRS_PER_KEY = 3
@@ -67,9 +67,9 @@ def seed(url: str, facts: int) -> int:
 
 
 async def child(url: str, fmt: str, out: Path) -> dict[str, object]:
-    from datasources.db import Database
-    from datasources.exports import ALL_DIMENSIONS, ExportFormat, write_export
-    from datasources.facts_types import FactFilter
+    from usage_gateway.datasources.db import Database
+    from usage_gateway.datasources.exports.records import ALL_DIMENSIONS, ExportFormat, write_export
+    from usage_gateway.datasources.facts.vocabulary import FactFilter
 
     db = await Database.open(url, max_size=2)
     try:

@@ -24,8 +24,8 @@ from bench.gateway import BenchError
 from bench.plan import Plan
 from bench.queries import last_days
 from bench.report import Figure, Target, median, ratio
-from datasources.export_query import ALL_DIMENSIONS, count_query, export_query
-from datasources.facts_types import FactFilter
+from usage_gateway.datasources.exports.query import ALL_DIMENSIONS, count_query, export_query
+from usage_gateway.datasources.facts.vocabulary import FactFilter
 
 log = logging.getLogger(__name__)
 _WRITTEN = re.compile(r": (\d+) rows, (\d+) bytes")
@@ -50,7 +50,7 @@ def _peak():
         out.write(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
 
 atexit.register(_peak)
-from server.cli import main
+from usage_gateway.server.cli import main
 main()
 """
 

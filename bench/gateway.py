@@ -14,13 +14,13 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from datasources.days import Clock, DayCache
-from datasources.db import Database, Params, Query, count_statements
-from resolvers.viewer import Role
-from server.app import create_app
-from server.config import Settings
-from server.resources import Resources
-from server.tokens import issue_token
+from usage_gateway.datasources.daycache.days import Clock, DayCache
+from usage_gateway.datasources.db import Database, Params, Query, count_statements
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.app import create_app
+from usage_gateway.server.config import Settings
+from usage_gateway.server.resources import Resources
+from usage_gateway.server.tokens import issue_token
 
 SECRET = "bench-secret-" + "0123456789abcdef" * 4
 # What the benchmarks change from the defaults: many clients repeat one large query, so the per-user rate

@@ -25,9 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.gateway import BenchError
 from bench.reference_data import ReferenceData, Scale
-from datasources.litellm import DAILY_ACTIVITY
-from server.litellm_compat import LiteLLMStore, create_litellm_app
-from server.local_services import serving
+from usage_gateway.datasources.litellm.client import DAILY_ACTIVITY
+from usage_gateway.devtools.litellm_compat import LiteLLMStore, create_litellm_app
+from usage_gateway.devtools.local_services import serving
 
 COMPUTED = "computed, not replayed"  # the counter of answers that were not stored yet
 

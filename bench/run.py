@@ -50,7 +50,7 @@ from bench.plan import GROUPS, Plan
 from bench.report import Figure, print_table, write_json
 from bench.statements import statements_figures
 from bench.warm import concurrency_figures, warm_figures
-from server.local_services import LocalRedis
+from usage_gateway.devtools.local_services import LocalRedis
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The answer cache (DESIGN §3, Tier 1): whole query answers in Redis, keyed by viewer scope, operation and
 variables, and valid only at the data version they were computed at.
 
-Every write of a day (:mod:`datasources.days`) and every directory sync that changed something INCRs
-:data:`~datasources.days.DATA_VERSION_KEY`; an entry carries the version read *before* its answer was
-computed, so a write that lands while an answer is being computed makes that answer miss rather than
+Every write of a day and every directory sync that changed something INCRs ``DATA_VERSION_KEY``
+(:mod:`~usage_gateway.datasources.daycache.days`); an entry carries the version read *before* its answer
+was computed, so a write that lands while an answer is being computed makes that answer miss rather than
 serve stale numbers. Writes that bypass the gateway (the host application editing ``users`` or
 ``api_keys``) do not move the version: entries live at most ``ttl_seconds``, which bounds that staleness.
 An answer over open days lives no longer than its oldest open day stays fresh (``as_of + today_ttl``),
@@ -26,7 +26,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from datasources.days import DATA_VERSION_KEY, Clock, RangeReport, utc_now
+from usage_gateway.datasources.daycache.days import DATA_VERSION_KEY, Clock, RangeReport, utc_now
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from psycopg.types.json import Jsonb
 
-from datasources.db import Database
+from usage_gateway.datasources.db import Database
 
 __all__ = ["jsonb", "record"]
 

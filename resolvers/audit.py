@@ -5,7 +5,7 @@
         entry.detail = {"days": len(result.days)}
 
 The entry is written when the block ends: outcome ``ok`` (or what the block set in ``entry.outcome``),
-the error code of a :class:`~datasources.errors.GatewayError` in lower case (``forbidden``,
+the error code of a :class:`~usage_gateway.errors.GatewayError` in lower case (``forbidden``,
 ``bad_user_input``…), ``cancelled`` when the request timed out, else ``error``. Only an error's code and
 our own messages are kept, never an unexpected exception's text.
 """
@@ -20,9 +20,9 @@ from typing import Any
 
 import structlog
 
-from datasources import audit
-from datasources.errors import GatewayError
-from resolvers.context import Context
+from usage_gateway.datasources import audit
+from usage_gateway.errors import GatewayError
+from usage_gateway.resolvers.context import Context
 
 log = structlog.get_logger("usage_gateway.audit")
 

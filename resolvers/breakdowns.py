@@ -6,13 +6,13 @@ import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 
-from datasources import facts
-from datasources.errors import BadUserInput
-from datasources.facts import Dimension, InvalidCursor, Order
-from resolvers.context import Context
-from resolvers.filters import check_first
-from resolvers.slices import Node, Site
-from resolvers.usage import UsageRequest
+from usage_gateway.datasources.facts import aggregates as facts
+from usage_gateway.datasources.facts.aggregates import Dimension, InvalidCursor, Order
+from usage_gateway.errors import BadUserInput
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.filters import check_first
+from usage_gateway.resolvers.slices import Node, Site
+from usage_gateway.resolvers.usage import UsageRequest
 
 
 @dataclass(frozen=True)

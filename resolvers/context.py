@@ -9,12 +9,12 @@ from typing import Literal, Protocol
 
 from redis.asyncio import Redis
 
-from datasources.answer_cache import AnswerCache
-from datasources.days import DayCache, RangeReport
-from datasources.db import Database
-from datasources.litellm import LiteLLMClient
-from resolvers.loaders import Loaders
-from resolvers.viewer import Viewer
+from usage_gateway.datasources.answer_cache import AnswerCache
+from usage_gateway.datasources.daycache.days import DayCache, RangeReport
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.resolvers.loaders import Loaders
+from usage_gateway.resolvers.viewer import Viewer
 
 MAX_FIRST = 500
 

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from datasources import directory
-from datasources.errors import BadUserInput, RangeTooLarge
-from datasources.facts import FactFilter
-from resolvers.context import Context, Limits
-from resolvers.permissions import reads_everyone
-from resolvers.scope import check_user_ids, scoped_filter
+from usage_gateway.datasources.directory import lookups as directory
+from usage_gateway.datasources.facts.aggregates import FactFilter
+from usage_gateway.errors import BadUserInput, RangeTooLarge
+from usage_gateway.resolvers.context import Context, Limits
+from usage_gateway.resolvers.permissions import reads_everyone
+from usage_gateway.resolvers.scope import check_user_ids, scoped_filter
 
 _TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
 

@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from datasources import exports
-from datasources.days import RangeReport, days_between
-from datasources.directory_sync import SyncCounts
-from datasources.directory_sync import sync_directory as sync_from_litellm
-from datasources.errors import UpstreamUnavailable
-from datasources.exports import ExportDimension, ExportFormat, ExportRecord
-from resolvers.audit import audited
-from resolvers.context import Context
-from resolvers.filters import RequestedFilter, check_range, resolve_filter
-from resolvers.permissions import reads_everyone, require_admin
+from usage_gateway.datasources.daycache.days import RangeReport, days_between
+from usage_gateway.datasources.directory.sync import SyncCounts
+from usage_gateway.datasources.directory.sync import sync_directory as sync_from_litellm
+from usage_gateway.datasources.exports import records as exports
+from usage_gateway.datasources.exports.records import ExportDimension, ExportFormat, ExportRecord
+from usage_gateway.errors import UpstreamUnavailable
+from usage_gateway.resolvers.audit import audited
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.filters import RequestedFilter, check_range, resolve_filter
+from usage_gateway.resolvers.permissions import reads_everyone, require_admin
 
 DOWNLOAD_PATH = "/exports/{export_id}"
 

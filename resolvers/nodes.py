@@ -6,13 +6,13 @@ statements as one node.
 
 from __future__ import annotations
 
-from datasources.directory import ApiKeyRecord, UserRecord, is_pseudo_user
-from datasources.facts import Dimension, Granularity
-from resolvers.context import Context
-from resolvers.filters import check_first
-from resolvers.loaders.series import Series, SeriesKey
-from resolvers.loaders.top import TopKey
-from resolvers.slices import Node, Site
+from usage_gateway.datasources.directory.lookups import ApiKeyRecord, UserRecord, is_pseudo_user
+from usage_gateway.datasources.facts.aggregates import Dimension, Granularity
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.filters import check_first
+from usage_gateway.resolvers.loaders.series import Series, SeriesKey
+from usage_gateway.resolvers.loaders.top import TopKey
+from usage_gateway.resolvers.slices import Node, Site
 
 
 async def series(ctx: Context, node: Node, granularity: Granularity) -> Series:

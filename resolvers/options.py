@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from datasources import facts
-from datasources.directory import ApiKeyRecord, UserRecord
-from datasources.facts import Dimension, FactFilter
-from resolvers.context import Context
-from resolvers.filters import check_range
-from resolvers.scope import scoped_filter
+from usage_gateway.datasources.directory.lookups import ApiKeyRecord, UserRecord
+from usage_gateway.datasources.facts import aggregates as facts
+from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.filters import check_range
+from usage_gateway.resolvers.scope import scoped_filter
 
 _SITE = ("filterOptions",)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from datasources.errors import Forbidden
-from resolvers.viewer import Role, Viewer
+from usage_gateway.errors import Forbidden
+from usage_gateway.resolvers.viewer import Role, Viewer
 
 ADMINS = frozenset({Role.ADMIN})
 READERS_OF_EVERYONE = frozenset({Role.ADMIN, Role.ADMIN_READONLY})

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from datasources.errors import Forbidden
-from datasources.facts import FactFilter
-from resolvers.permissions import reads_everyone
-from resolvers.viewer import Viewer
+from usage_gateway.datasources.facts.aggregates import FactFilter
+from usage_gateway.errors import Forbidden
+from usage_gateway.resolvers.permissions import reads_everyone
+from usage_gateway.resolvers.viewer import Viewer
 
 
 def check_user_ids(viewer: Viewer, user_ids: Sequence[str] | None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from datasources.facts import Dimension, FactFilter, GroupRow
+from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, GroupRow
 
 Pin = tuple[Dimension, str]
 # The GraphQL field (response path without list indices) that produced a node. Loads for nodes of the

@@ -6,14 +6,14 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 
-from datasources.days import RangeReport
-from datasources.directory import UNATTRIBUTED
-from datasources.errors import BadUserInput
-from datasources.facts import FactFilter, Granularity, UsageTotals
-from resolvers.context import Context
-from resolvers.filters import RequestedFilter, resolve_filter
-from resolvers.loaders.series import Series, SeriesKey
-from resolvers.slices import Slice
+from usage_gateway.datasources.daycache.days import RangeReport
+from usage_gateway.datasources.directory.lookups import UNATTRIBUTED
+from usage_gateway.datasources.facts.aggregates import FactFilter, Granularity, UsageTotals
+from usage_gateway.errors import BadUserInput
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.filters import RequestedFilter, resolve_filter
+from usage_gateway.resolvers.loaders.series import Series, SeriesKey
+from usage_gateway.resolvers.slices import Slice
 
 
 @dataclass(frozen=True)

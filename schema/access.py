@@ -25,11 +25,11 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from datasources.errors import Forbidden
-from resolvers.audit import AuditEntry, write
-from resolvers.context import Context
-from resolvers.permissions import ROOT_FIELDS, may_call
-from schema.limits.common import fragments
+from usage_gateway.errors import Forbidden
+from usage_gateway.resolvers.audit import AuditEntry, write
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.permissions import ROOT_FIELDS, may_call
+from usage_gateway.schema.limits.common import fragments
 
 _ROOT_TYPES = {OperationType.QUERY: "Query", OperationType.MUTATION: "Mutation"}
 

@@ -21,9 +21,9 @@ from typing import Any
 from graphql import ExecutionResult, OperationType, get_operation_ast
 from strawberry.extensions import SchemaExtension
 
-from datasources.answer_cache import answer_key
-from resolvers.context import Context
-from schema.access import root_fields
+from usage_gateway.datasources.answer_cache import answer_key
+from usage_gateway.resolvers.context import Context
+from usage_gateway.schema.access import root_fields
 
 _NEVER_CACHED = frozenset({"export"})
 

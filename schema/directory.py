@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from datasources.directory import ApiKeyRecord, UserRecord
+from usage_gateway.datasources.directory.lookups import ApiKeyRecord, UserRecord
 
 
 @strawberry.type(description="A user: from the directory, or a pseudo-user with only an `id`.")

@@ -6,8 +6,8 @@ from enum import Enum
 
 import strawberry
 
-from datasources import facts
-from resolvers import viewer
+from usage_gateway.datasources.facts import aggregates as facts
+from usage_gateway.resolvers import viewer
 
 
 @strawberry.enum(description="A time bucket: a day, an ISO week (from Monday), a calendar month.")

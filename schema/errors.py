@@ -1,6 +1,6 @@
 """What clients see of errors: a stable ``extensions.code`` on each, nothing internal, upstream notices.
 
-- a :class:`~datasources.errors.GatewayError` keeps its message and gets its code;
+- a :class:`~usage_gateway.errors.GatewayError` keeps its message and gets its code;
 - an error before execution (syntax, validation, a variable that does not coerce, such as a malformed
   ``Date``) is the client's: ``BAD_USER_INPUT``;
 - anything else becomes "Internal error" with code ``INTERNAL`` and the request id, and is logged once
@@ -23,8 +23,8 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
 
-from datasources.errors import GatewayError
-from resolvers.context import Context, UpstreamNotice
+from usage_gateway.errors import GatewayError
+from usage_gateway.resolvers.context import Context, UpstreamNotice
 
 log = structlog.get_logger("usage_gateway.graphql")
 

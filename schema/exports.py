@@ -6,9 +6,9 @@ from datetime import date, datetime
 
 import strawberry
 
-from datasources.exports import ExportRecord
-from schema.enums import ExportFormat, ExportStatus
-from schema.scalars import BigInt
+from usage_gateway.datasources.exports.records import ExportRecord
+from usage_gateway.schema.enums import ExportFormat, ExportStatus
+from usage_gateway.schema.scalars import BigInt
 
 
 @strawberry.type

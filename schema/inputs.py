@@ -6,9 +6,9 @@ from datetime import date
 
 import strawberry
 
-from datasources.facts import Order
-from resolvers.filters import RequestedFilter
-from schema.enums import SortDirection, UsageMetric
+from usage_gateway.datasources.facts.aggregates import Order
+from usage_gateway.resolvers.filters import RequestedFilter
+from usage_gateway.schema.enums import SortDirection, UsageMetric
 
 
 @strawberry.input(

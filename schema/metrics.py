@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import strawberry
 
-from datasources.facts import UsageTotals
-from schema.scalars import BigInt
+from usage_gateway.datasources.facts.aggregates import UsageTotals
+from usage_gateway.schema.scalars import BigInt
 
 
 @strawberry.type(description="The aggregate of the facts a filter (or a node) stands for.")

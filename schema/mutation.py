@@ -8,13 +8,13 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from datasources import exports as export_data
-from resolvers import mutations
-from resolvers.context import Context
-from schema.enums import ExportDimension, ExportFormat
-from schema.exports import Export, RefreshResult, SyncResult
-from schema.fields import mutation
-from schema.inputs import UsageFilter
+from usage_gateway.datasources.exports import records as export_data
+from usage_gateway.resolvers import mutations
+from usage_gateway.resolvers.context import Context
+from usage_gateway.schema.enums import ExportDimension, ExportFormat
+from usage_gateway.schema.exports import Export, RefreshResult, SyncResult
+from usage_gateway.schema.fields import mutation
+from usage_gateway.schema.inputs import UsageFilter
 
 EVERY_EXPORT_DIMENSION = list(ExportDimension)
 

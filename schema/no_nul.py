@@ -9,7 +9,7 @@ from typing import Any
 from graphql import DocumentNode, GraphQLError, StringValueNode, ValidationRule
 from strawberry.extensions import SchemaExtension
 
-from datasources.errors import BadUserInput
+from usage_gateway.errors import BadUserInput
 
 MESSAGE = "strings must not contain NUL characters"
 

@@ -11,16 +11,16 @@ from datetime import date
 import strawberry
 from strawberry.types import Info
 
-from datasources.facts import Dimension
-from resolvers import nodes
-from resolvers.breakdowns import NodePage
-from resolvers.context import Context
-from resolvers.slices import Node
-from schema.directory import ApiKey, User
-from schema.enums import Granularity
-from schema.fields import described
-from schema.metrics import PageInfo, UsageMetrics, UsagePoint, points
-from schema.selection import site
+from usage_gateway.datasources.facts.aggregates import Dimension
+from usage_gateway.resolvers import nodes
+from usage_gateway.resolvers.breakdowns import NodePage
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.slices import Node
+from usage_gateway.schema.directory import ApiKey, User
+from usage_gateway.schema.enums import Granularity
+from usage_gateway.schema.fields import described
+from usage_gateway.schema.metrics import PageInfo, UsageMetrics, UsagePoint, points
+from usage_gateway.schema.selection import site
 
 TOKEN_HASH_PREFIX = 12
 SHARE = "Fraction of the parent's spend: of the filtered total for top-level nodes, else of the parent node."

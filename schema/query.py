@@ -8,17 +8,17 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from datasources.facts import Dimension
-from resolvers import mutations, options
-from resolvers import usage as resolve
-from resolvers.context import Context
-from resolvers.options import OptionsRequest
-from schema.directory import ApiKey, User
-from schema.enums import Role
-from schema.exports import Export
-from schema.fields import described
-from schema.inputs import UsageFilter
-from schema.usage import Usage
+from usage_gateway.datasources.facts.aggregates import Dimension
+from usage_gateway.resolvers import mutations, options
+from usage_gateway.resolvers import usage as resolve
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.options import OptionsRequest
+from usage_gateway.schema.directory import ApiKey, User
+from usage_gateway.schema.enums import Role
+from usage_gateway.schema.exports import Export
+from usage_gateway.schema.fields import described
+from usage_gateway.schema.inputs import UsageFilter
+from usage_gateway.schema.usage import Usage
 
 
 @strawberry.type(description="What a filter can choose from: the values seen in a range.")

@@ -9,15 +9,15 @@ from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 
-from schema.access import RootFieldAccess
-from schema.answer_cache import AnswerCaching
-from schema.errors import ErrorCodes, GatewaySchema
-from schema.limits import CostRateLimit, QueryLimits, limit_extensions
-from schema.mutation import Mutation
-from schema.no_nul import NoNulCharacters
-from schema.query import Query
-from schema.scalars import SCALARS
-from schema.warnings import Warnings
+from usage_gateway.schema.access import RootFieldAccess
+from usage_gateway.schema.answer_cache import AnswerCaching
+from usage_gateway.schema.errors import ErrorCodes, GatewaySchema
+from usage_gateway.schema.limits import CostRateLimit, QueryLimits, limit_extensions
+from usage_gateway.schema.mutation import Mutation
+from usage_gateway.schema.no_nul import NoNulCharacters
+from usage_gateway.schema.query import Query
+from usage_gateway.schema.scalars import SCALARS
+from usage_gateway.schema.warnings import Warnings
 
 
 def build_schema(*, introspection: bool = True, limits: QueryLimits | None = None) -> GatewaySchema:

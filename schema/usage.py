@@ -8,23 +8,23 @@ from datetime import date, datetime
 import strawberry
 from strawberry.types import Info
 
-from datasources.facts import Dimension
-from resolvers import breakdowns
-from resolvers import usage as resolve
-from resolvers.breakdowns import NodePage
-from resolvers.context import Context
-from resolvers.usage import UsageRequest
-from schema.enums import Granularity
-from schema.fields import described
-from schema.inputs import UsageOrder, to_order
-from schema.metrics import UsageMetrics, UsagePoint, points
-from schema.nodes import (
+from usage_gateway.datasources.facts.aggregates import Dimension
+from usage_gateway.resolvers import breakdowns
+from usage_gateway.resolvers import usage as resolve
+from usage_gateway.resolvers.breakdowns import NodePage
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.usage import UsageRequest
+from usage_gateway.schema.enums import Granularity
+from usage_gateway.schema.fields import described
+from usage_gateway.schema.inputs import UsageOrder, to_order
+from usage_gateway.schema.metrics import UsageMetrics, UsagePoint, points
+from usage_gateway.schema.nodes import (
     ApiKeyUsageConnection,
     ModelUsageConnection,
     ProviderUsageConnection,
     UserUsageConnection,
 )
-from schema.selection import ACTIVE_COUNTS, selects_any, site
+from usage_gateway.schema.selection import ACTIVE_COUNTS, selects_any, site
 
 
 @strawberry.type(description="How complete and how fresh the days behind an answer are.")

@@ -10,7 +10,7 @@ from typing import Any
 
 from strawberry.extensions import SchemaExtension
 
-from resolvers.context import Context
+from usage_gateway.resolvers.context import Context
 
 
 class Warnings(SchemaExtension):

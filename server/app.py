@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from schema.limits import QueryLimits
-from schema.schema import build_schema
-from server.config import Settings
-from server.downloads import download_route, expire_exports_periodically
-from server.graphql_view import GraphQLView
-from server.health import healthz, readiness
-from server.resources import Resources
+from usage_gateway.schema.limits import QueryLimits
+from usage_gateway.schema.schema import build_schema
+from usage_gateway.server.config import Settings
+from usage_gateway.server.downloads import download_route, expire_exports_periodically
+from usage_gateway.server.graphql_view import GraphQLView
+from usage_gateway.server.health import healthz, readiness
+from usage_gateway.server.resources import Resources
 
 log = structlog.get_logger("usage_gateway.app")
 

@@ -21,11 +21,11 @@ import jwt
 import structlog
 from starlette.requests import Request
 
-from datasources.directory import is_pseudo_user
-from datasources.errors import Unauthenticated
-from resolvers.viewer import Role, Viewer
-from server.config import Settings
-from server.jwks import JwksKeys, KeysUnavailable, UnknownKey
+from usage_gateway.datasources.directory.lookups import is_pseudo_user
+from usage_gateway.errors import Unauthenticated
+from usage_gateway.resolvers.viewer import Role, Viewer
+from usage_gateway.server.config import Settings
+from usage_gateway.server.jwks import JwksKeys, KeysUnavailable, UnknownKey
 
 __all__ = [
     "InvalidToken",
@@ -142,7 +142,8 @@ def verifier_for(settings: Settings) -> TokenVerifier:
 
 
 async def authenticate(request: Request, settings: Settings) -> Viewer:
-    """The viewer of a request; :class:`~datasources.errors.Unauthenticated` without a valid bearer token."""
+    """The viewer of a request; :class:`~usage_gateway.errors.Unauthenticated` without a valid bearer
+    token."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a bearer token is required")

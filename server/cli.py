@@ -11,12 +11,12 @@ from typing import TypeVar
 import click
 import structlog
 
-from datasources.days import RangeReport, days_between
-from migrations import apply_migrations
-from server.config import ConfigError, Settings, load_settings
-from server.logs import configure_logging
-from server.progress import progress_reporter
-from server.resources import Resources
+from usage_gateway.datasources.daycache.days import RangeReport, days_between
+from usage_gateway.migrations import apply_migrations
+from usage_gateway.server.config import ConfigError, Settings, load_settings
+from usage_gateway.server.logs import configure_logging
+from usage_gateway.server.progress import progress_reporter
+from usage_gateway.server.resources import Resources
 
 T = TypeVar("T")
 log = structlog.get_logger("usage_gateway.cli")
@@ -128,7 +128,7 @@ def export_schema(check: str | None) -> None:
     import difflib
     from pathlib import Path
 
-    from schema.schema import schema_sdl
+    from usage_gateway.schema.schema import schema_sdl
 
     sdl = schema_sdl()
     if check is None:
@@ -152,7 +152,7 @@ def serve() -> None:
     """Serve the GraphQL API on HOST:PORT."""
     import uvicorn
 
-    from server.app import create_app
+    from usage_gateway.server.app import create_app
 
     settings = _settings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
@@ -167,7 +167,7 @@ def serve() -> None:
 def demo(host: str, port: int, seed: int) -> None:
     """Run the whole product locally on generated data: PostgreSQL, Redis (when installed), a
     LiteLLM-compatible server and the gateway with GraphiQL. Needs nothing configured; Ctrl-C stops it."""
-    from server.demo import run_demo
+    from usage_gateway.devtools.demo import run_demo
 
     sys.exit(run_demo(host, port, seed=seed))
 
@@ -187,9 +187,9 @@ def sync_directory_command() -> None:
     """Bring LiteLLM's users and keys into the directory (nothing is deleted; keys gone are revoked)."""
     from dataclasses import asdict
 
-    from datasources import audit
-    from datasources.directory_sync import SyncCounts, sync_directory
-    from datasources.errors import GatewayError
+    from usage_gateway.datasources import audit
+    from usage_gateway.datasources.directory.sync import SyncCounts, sync_directory
+    from usage_gateway.errors import GatewayError
 
     settings = _settings()
 
@@ -216,7 +216,7 @@ def sync_directory_command() -> None:
 
 
 def _parse_group_by(_: click.Context, __: click.Parameter, value: str) -> tuple[str, ...]:
-    from datasources.exports import ExportDimension
+    from usage_gateway.datasources.exports.records import ExportDimension
 
     names = tuple(part.strip().upper() for part in value.split(",") if part.strip())
     unknown = [name for name in names if name not in ExportDimension.__members__]
@@ -269,10 +269,17 @@ def export(
     import re
     from pathlib import Path
 
-    from datasources import audit, directory
-    from datasources.export_query import filter_to_json
-    from datasources.exports import FETCH_ROWS, ExportDimension, ExportFormat, WrittenFile, write_export
-    from datasources.facts_types import FactFilter
+    from usage_gateway.datasources import audit
+    from usage_gateway.datasources.directory import lookups as directory
+    from usage_gateway.datasources.exports.query import filter_to_json
+    from usage_gateway.datasources.exports.records import (
+        FETCH_ROWS,
+        ExportDimension,
+        ExportFormat,
+        WrittenFile,
+        write_export,
+    )
+    from usage_gateway.datasources.facts.vocabulary import FactFilter
 
     if end < start:
         raise click.BadParameter("--to is before --from")

@@ -20,14 +20,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from datasources import audit
-from datasources.db import Database
-from datasources.errors import Unauthenticated
-from datasources.exports import ExportRecord, ExportStatus, expire_exports, get_export
-from server.auth import KeySourceUnavailable, Role, Viewer, authenticate, challenge
-from server.config import Settings
-from server.resources import Resources
-from server.responses import error_response
+from usage_gateway.datasources import audit
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.exports.records import ExportRecord, ExportStatus, expire_exports, get_export
+from usage_gateway.errors import Unauthenticated
+from usage_gateway.server.auth import KeySourceUnavailable, Role, Viewer, authenticate, challenge
+from usage_gateway.server.config import Settings
+from usage_gateway.server.resources import Resources
+from usage_gateway.server.responses import error_response
 
 log = structlog.get_logger("usage_gateway.downloads")
 

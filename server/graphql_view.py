@@ -26,16 +26,16 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from datasources.errors import QueryTooComplex, Unauthenticated
-from datasources.rate_limit import CostRateLimiter
-from resolvers.context import Budget, Context, Limits, Operations
-from resolvers.loaders import Loaders
-from schema.errors import GatewaySchema
-from server.auth import KeySourceUnavailable, authenticate, challenge
-from server.body_limit import BodyTooLarge, read_body, replay
-from server.config import Settings
-from server.resources import Resources
-from server.responses import OrjsonResponse, error_response
+from usage_gateway.datasources.rate_limit import CostRateLimiter
+from usage_gateway.errors import QueryTooComplex, Unauthenticated
+from usage_gateway.resolvers.context import Budget, Context, Limits, Operations
+from usage_gateway.resolvers.loaders import Loaders
+from usage_gateway.schema.errors import GatewaySchema
+from usage_gateway.server.auth import KeySourceUnavailable, authenticate, challenge
+from usage_gateway.server.body_limit import BodyTooLarge, read_body, replay
+from usage_gateway.server.config import Settings
+from usage_gateway.server.resources import Resources
+from usage_gateway.server.responses import OrjsonResponse, error_response
 
 log = structlog.get_logger("usage_gateway.graphql")
 

@@ -9,8 +9,8 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.resources import Resources
-from server.responses import OrjsonResponse
+from usage_gateway.server.resources import Resources
+from usage_gateway.server.responses import OrjsonResponse
 
 CHECK_TIMEOUT_SECONDS = 2.0
 

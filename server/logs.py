@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from server.config import LogFormat, Settings
+from usage_gateway.server.config import LogFormat, Settings
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"']+")
 _SECRET_FIELDS = {"authorization", "master_key", "password", "jwt_secret", "token"}

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import structlog
 from redis.asyncio import Redis
 
-from datasources.answer_cache import AnswerCache
-from datasources.days import DayCache
-from datasources.db import Database
-from datasources.litellm import LiteLLMClient
-from migrations import apply_migrations
-from server.config import Settings
+from usage_gateway.datasources.answer_cache import AnswerCache
+from usage_gateway.datasources.daycache.days import DayCache
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.migrations import apply_migrations
+from usage_gateway.server.config import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from resolvers.viewer import Role
+from usage_gateway.resolvers.viewer import Role
 
 
 def issue_token(

@@ -17,16 +17,16 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from datasources.days import Clock, DayCache, days_between, utc_now
-from datasources.db import Database, StatementCounter, count_statements
-from datasources.facts import Dimension, FactFilter, GroupRow, Order, UsageTotals
-from datasources.litellm import LiteLLMClient
-from resolvers.viewer import Role
-from server.app import create_app
-from server.config import Settings
-from server.resources import Resources
-from server.tokens import issue_token
 from tests.facts_data import py_groups, py_order, py_series
+from usage_gateway.datasources.daycache.days import Clock, DayCache, days_between, utc_now
+from usage_gateway.datasources.db import Database, StatementCounter, count_statements
+from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, GroupRow, Order, UsageTotals
+from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.app import create_app
+from usage_gateway.server.config import Settings
+from usage_gateway.server.resources import Resources
+from usage_gateway.server.tokens import issue_token
 
 LITELLM_MASTER_KEY = "sk-master-1234"  # what the LiteLLM-compatible server accepts by default
 SECRET = "test-secret-" + "0123456789abcdef" * 4  # long enough for HS384 too

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 import redis
 
-from migrations import apply_migrations
-from server.local_services import LocalPostgres, LocalRedis
+from usage_gateway.devtools.local_services import LocalPostgres, LocalRedis
+from usage_gateway.migrations import apply_migrations
 
 TEMPLATE_DB = "ug_template"
 _database_numbers = itertools.count()

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from datasources.metrics import DayMetrics
+from usage_gateway.datasources.litellm.day_metrics import DayMetrics
 
 Cell = tuple[date, str, str, str, str]  # date, key bucket, LiteLLM user bucket, model bucket, provider bucket
 

@@ -1,4 +1,5 @@
-"""Random usage facts, their insertion, and the Python model that :mod:`datasources.facts` must agree with."""
+"""Random usage facts, their insertion, and the Python model that
+:mod:`usage_gateway.datasources.facts.aggregates` must agree with."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from decimal import Decimal
 
 from hypothesis import strategies as st
 
-from datasources.db import Database
-from datasources.facts import (
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts.aggregates import (
     Dimension,
     Direction,
     FactFilter,

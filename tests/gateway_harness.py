@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from redis.asyncio import Redis
 
-from datasources.days import Clock, DayCache
-from datasources.db import Database
-from datasources.litellm import LiteLLMClient
-from datasources.metrics import DayMetrics
+from usage_gateway.datasources.daycache.days import Clock, DayCache
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.datasources.litellm.day_metrics import DayMetrics
 
 MASTER_KEY = "sk-master-1234"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from server.litellm_compat import normalize_row
+from usage_gateway.devtools.litellm_compat import normalize_row
 
 Row = dict[str, Any]
 

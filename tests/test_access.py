@@ -13,12 +13,6 @@ from typing import Any
 import pytest
 from strawberry.types.base import StrawberryObjectDefinition
 
-from datasources.exports import ExportFormat, create_export, run_export
-from datasources.facts import FactFilter
-from resolvers.permissions import ROOT_FIELDS
-from resolvers.viewer import Role
-from schema.schema import build_schema
-from server.tokens import issue_token
 from tests.api_client import (
     SECRET,
     DirectoryKey,
@@ -31,6 +25,12 @@ from tests.api_client import (
 )
 from tests.facts_data import BASE, make_fact
 from tests.facts_data import replace_facts as store_facts
+from usage_gateway.datasources.exports.records import ExportFormat, create_export, run_export
+from usage_gateway.datasources.facts.aggregates import FactFilter
+from usage_gateway.resolvers.permissions import ROOT_FIELDS
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.schema.schema import build_schema
+from usage_gateway.server.tokens import issue_token
 
 DAY = BASE.isoformat()
 F = {"from": DAY, "to": DAY}

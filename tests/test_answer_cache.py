@@ -13,15 +13,6 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from datasources.answer_cache import AnswerCache
-from datasources.days import Clock, DayCache, RangeReport
-from datasources.db import Database, count_statements
-from datasources.litellm import LiteLLMClient
-from resolvers.viewer import Role
-from server.app import create_app
-from server.config import Settings
-from server.litellm_compat import LiteLLMStore, running_litellm
-from server.resources import Resources
 from tests.api_client import (
     LITELLM_MASTER_KEY,
     SECRET,
@@ -33,6 +24,15 @@ from tests.api_client import (
 )
 from tests.gateway_harness import clock_at, long_after
 from tests.litellm_rows import make_row
+from usage_gateway.datasources.answer_cache import AnswerCache
+from usage_gateway.datasources.daycache.days import Clock, DayCache, RangeReport
+from usage_gateway.datasources.db import Database, count_statements
+from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.app import create_app
+from usage_gateway.server.config import Settings
+from usage_gateway.server.resources import Resources
 
 DAYS = [date(2026, 10, 5), date(2026, 10, 6)]
 RANGE = {"from": "2026-10-05", "to": "2026-10-06"}

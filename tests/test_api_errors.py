@@ -10,12 +10,6 @@ import jwt
 import pytest
 from structlog.testing import capture_logs
 
-import resolvers.usage
-from datasources.facts import UsageTotals
-from resolvers.context import Context
-from resolvers.usage import UsageRequest
-from resolvers.viewer import Role
-from server.tokens import issue_token
 from tests.api_client import (
     SECRET,
     DirectoryKey,
@@ -28,6 +22,12 @@ from tests.api_client import (
 )
 from tests.facts_data import BASE, make_fact
 from tests.facts_data import replace_facts as store_facts
+from usage_gateway.datasources.facts.aggregates import UsageTotals
+from usage_gateway.resolvers import usage as usage_resolvers
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.usage import UsageRequest
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.tokens import issue_token
 
 TOTALS = "query ($f: UsageFilter!) { usage(filter: $f) { totals { spend } } }"
 DAY = BASE.isoformat()
@@ -144,7 +144,7 @@ async def test_a_failing_resolver_is_masked_and_logged_once(
     async def broken(ctx: Context, request: UsageRequest) -> UsageTotals:
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(resolvers.usage, "totals", broken)
+    monkeypatch.setattr(usage_resolvers, "totals", broken)
     with capture_logs() as logs:
         response = await gw.post(TOTALS, {"f": {"from": DAY, "to": DAY}})
     assert response.status_code == 200

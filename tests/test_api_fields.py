@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasources.facts import Dimension, FactFilter, Granularity, GroupRow, UsageTotals
 from tests.api_client import (
     METRICS,
     DirectoryKey,
@@ -28,6 +27,13 @@ from tests.api_client import (
 )
 from tests.facts_data import BASE, DAYS, KEYS, Fact, facts_lists, filters, make_fact, py_totals
 from tests.facts_data import replace_facts as store_facts
+from usage_gateway.datasources.facts.aggregates import (
+    Dimension,
+    FactFilter,
+    Granularity,
+    GroupRow,
+    UsageTotals,
+)
 
 examples = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

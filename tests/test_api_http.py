@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 from starlette.applications import Starlette
 
-from server.app import create_app
-from server.config import Settings
-from server.local_services import free_port
 from tests.api_client import SECRET, open_gateway
+from usage_gateway.devtools.local_services import free_port
+from usage_gateway.server.app import create_app
+from usage_gateway.server.config import Settings
 
 
 async def test_graphiql_is_served_on_get_when_enabled(database_url: str) -> None:

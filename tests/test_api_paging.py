@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasources.facts import Dimension, Direction, FactFilter, Order, OrderMetric
 from tests.api_client import Gateway, open_gateway, ranked, seed_days
 from tests.facts_data import BASE, DAYS, Fact, facts_lists, make_fact
 from tests.facts_data import replace_facts as store_facts
+from usage_gateway.datasources.facts.aggregates import Dimension, Direction, FactFilter, Order, OrderMetric
 
 examples = settings(
     max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

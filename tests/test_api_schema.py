@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from graphql.utilities import find_breaking_changes
 
-from schema.schema import schema_sdl
-from server.cli import main
+from usage_gateway.schema.schema import schema_sdl
+from usage_gateway.server.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "schema" / "schema.graphql"

@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from resolvers.viewer import Role
-from server.auth import InvalidToken, KeySourceUnavailable, TokenVerifier
-from server.config import Settings
-from server.local_services import serving
 from tests.api_client import SECRET, open_gateway
+from usage_gateway.devtools.local_services import serving
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.auth import InvalidToken, KeySourceUnavailable, TokenVerifier
+from usage_gateway.server.config import Settings
 
 HOUR = timedelta(hours=1)
 

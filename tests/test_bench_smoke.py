@@ -26,7 +26,7 @@ from bench.plan import GROUPS, Plan
 from bench.reference_data import ReferenceData, Scale, fill_gateway
 from bench.report import write_json
 from bench.run import run_figures
-from server.local_services import LocalPostgres
+from usage_gateway.devtools.local_services import LocalPostgres
 
 # Smaller still than the smoke plan of `bench.run --scale smoke`: seconds, not a minute.
 PLAN = replace(

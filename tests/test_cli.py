@@ -10,9 +10,9 @@ from pathlib import Path
 
 import psycopg
 
-from server.litellm_compat import LiteLLMStore, running_litellm
 from tests.expected import total_of
 from tests.test_day_cache import spread_rows
+from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
 
 CLI = str(Path(sys.executable).with_name("usage-gateway"))
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import psycopg
 
-from server.litellm_compat import LiteLLMStore, running_litellm
 from tests.golden_files import GOLDEN_DIR
 from tests.test_cli import run_cli
+from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
 
 GOLDEN = GOLDEN_DIR / "directory.json"
 

@@ -17,14 +17,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from datasources.days import DayCache, days_between, plan_batches
-from datasources.db import Database
-from datasources.litellm import LiteLLMClient
-from server.litellm_compat import Faults, LiteLLMStore, running_litellm
 from tests.expected import assert_same_cells, expected_cells
 from tests.gateway_harness import MASTER_KEY, clock_at, gateway, long_after, stored_cells
 from tests.litellm_rows import make_row
 from tests.test_day_cache import AGGREGATED, DAILY, day_fetches, spread_rows
+from usage_gateway.datasources.daycache.days import DayCache, days_between, plan_batches
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.devtools.litellm_compat import Faults, LiteLLMStore, running_litellm
 
 D = date(2026, 11, 10)
 

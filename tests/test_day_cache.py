@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasources.days import days_between
-from datasources.errors import UpstreamRejected
-from server.litellm_compat import Faults, LiteLLMStore, running_litellm
 from tests.expected import assert_same_cells, expected_cells, total_of
 from tests.gateway_harness import clock_at, gateway, long_after, stored_cells
 from tests.golden_files import GOLDEN_DIR
 from tests.litellm_rows import make_row
+from usage_gateway.datasources.daycache.days import days_between
+from usage_gateway.devtools.litellm_compat import Faults, LiteLLMStore, running_litellm
+from usage_gateway.errors import UpstreamRejected
 
 GOLDEN = GOLDEN_DIR
 DAILY = "/user/daily/activity"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from datasources.days import days_between
-from server.litellm_compat import Faults, LiteLLMStore, running_litellm
 from tests.gateway_harness import long_after
 from tests.test_day_cache import day_fetches, spread_rows
+from usage_gateway.datasources.daycache.days import days_between
+from usage_gateway.devtools.litellm_compat import Faults, LiteLLMStore, running_litellm
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from server.demo_data import (
+from tests.golden_files import GOLDEN_DIR
+from tests.litellm_rows import COUNTER_COLUMNS
+from usage_gateway.devtools.demo_data import (
     DAYS,
     KEYS,
     MCP_TOOLS,
@@ -21,9 +23,7 @@ from server.demo_data import (
     DemoData,
     generate,
 )
-from server.litellm_compat import ROW_COLUMNS
-from tests.golden_files import GOLDEN_DIR
-from tests.litellm_rows import COUNTER_COLUMNS
+from usage_gateway.devtools.litellm_compat import ROW_COLUMNS
 
 NOW = datetime(2026, 6, 10, 15, 30, tzinfo=UTC)
 GOLDEN = GOLDEN_DIR / "directory.json"

@@ -9,14 +9,14 @@ from typing import Any
 import orjson
 import pytest
 
-from datasources.db import Database
-from datasources.directory_sync import SyncCounts, sync_directory
-from datasources.errors import UpstreamUnavailable
-from datasources.litellm import LiteLLMClient
-from server.litellm_compat.app import running_litellm
-from server.litellm_compat.store import LiteLLMStore
 from tests.gateway_harness import MASTER_KEY, gateway, long_after
 from tests.golden_files import GOLDEN_DIR
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.directory.sync import SyncCounts, sync_directory
+from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.devtools.litellm_compat.app import running_litellm
+from usage_gateway.devtools.litellm_compat.store import LiteLLMStore
+from usage_gateway.errors import UpstreamUnavailable
 
 GOLDEN = GOLDEN_DIR / "directory.json"
 DATA = orjson.loads(GOLDEN.read_bytes())

@@ -14,16 +14,22 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from datasources.days import DayCache
-from datasources.db import Database
-from datasources.exports import ExportFormat, ExportRecord, create_export, get_export, run_export
-from datasources.facts import FactFilter
-from resolvers.viewer import Role
-from server.config import Settings
-from server.downloads import download_url, expire_exports_periodically
-from server.resources import Resources
-from server.tokens import issue_token
 from tests.facts_data import BASE, make_fact, replace_facts
+from usage_gateway.datasources.daycache.days import DayCache
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.exports.records import (
+    ExportFormat,
+    ExportRecord,
+    create_export,
+    get_export,
+    run_export,
+)
+from usage_gateway.datasources.facts.aggregates import FactFilter
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.config import Settings
+from usage_gateway.server.downloads import download_url, expire_exports_periodically
+from usage_gateway.server.resources import Resources
+from usage_gateway.server.tokens import issue_token
 
 SECRET = "download-secret-" + "0123456789abcdef" * 3
 
@@ -53,7 +59,7 @@ class Downloads:
 
 @pytest.fixture
 async def downloads(database_url: str, tmp_path: Path) -> AsyncIterator[Downloads]:
-    from server.downloads import download_route
+    from usage_gateway.server.downloads import download_route
 
     settings = Settings(database_url=database_url, jwt_secret=SECRET, export_dir=tmp_path)
     db = await Database.open(database_url, max_size=4)

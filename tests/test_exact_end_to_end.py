@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from datasources.facts import Dimension, Direction, GroupRow, Order, OrderMetric
-from server.litellm_compat import LiteLLMStore, running_litellm
-from server.local_services import LocalPostgres
 from tests.api_client import METRICS, DirectoryKey, DirectoryUser, Gateway, metrics, seed_directory, share
 from tests.gateway_harness import clock_at, long_after
 from tests.litellm_rows import API_KEYS, EXACT_SPEND, NOISY_SPEND, Row, assert_close, make_row, rows_strategy
 from tests.usage_from_rows import UsageFromRows, fresh_database, litellm_gateway
+from usage_gateway.datasources.facts.aggregates import Dimension, Direction, GroupRow, Order, OrderMetric
+from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
+from usage_gateway.devtools.local_services import LocalPostgres
 
 FIRST_DAY = date(2026, 11, 16)
 DAYS = tuple((FIRST_DAY + timedelta(days=n)).isoformat() for n in range(5))

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasources import exports
-from datasources.db import Database
-from datasources.export_query import export_columns, filter_to_json
-from datasources.export_writers import Column, Kind, RowWriter, neutralise
-from datasources.exports import (
+from tests.facts_data import BASE, DAYS, KEYS, Fact, facts_lists, filters, make_fact, replace_facts
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.exports import records as exports
+from usage_gateway.datasources.exports.query import export_columns, filter_to_json
+from usage_gateway.datasources.exports.records import (
     ExportDimension,
     ExportFormat,
     ExportStatus,
@@ -34,8 +34,8 @@ from datasources.exports import (
     run_export,
     write_export,
 )
-from datasources.facts import FactFilter, totals
-from tests.facts_data import BASE, DAYS, KEYS, Fact, facts_lists, filters, make_fact, replace_facts
+from usage_gateway.datasources.exports.writers import Column, Kind, RowWriter, neutralise
+from usage_gateway.datasources.facts.aggregates import FactFilter, totals
 
 examples = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -357,7 +357,7 @@ async def test_a_failure_mid_export_leaves_no_file(
 
 
 def test_json_numbers_and_csv_quoting_follow_the_standards(tmp_path: Path) -> None:
-    from datasources.export_writers import open_writer
+    from usage_gateway.datasources.exports.writers import open_writer
 
     columns = [Column("name", Kind.TEXT), Column("spend", Kind.DECIMAL), Column("n", Kind.INT)]
     rows = [("a,b", "0.000000000000000000012345", 2**62), ('say "hi"\nbye', "NaN", 0), (None, "-3", -1)]
@@ -382,8 +382,8 @@ def test_json_numbers_and_csv_quoting_follow_the_standards(tmp_path: Path) -> No
 def test_xlsx_continues_on_a_new_sheet_past_the_row_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datasources import export_xlsx
-    from datasources.export_writers import open_writer
+    from usage_gateway.datasources.exports import xlsx as export_xlsx
+    from usage_gateway.datasources.exports.writers import open_writer
 
     monkeypatch.setattr(export_xlsx, "XLSX_MAX_ROWS", 3)  # the header and two rows per sheet
     columns = [Column("day", Kind.DATE), Column("name", Kind.TEXT), Column("n", Kind.INT)]

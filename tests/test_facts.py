@@ -11,24 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasources.db import Database, count_statements
-from datasources.facts import (
-    Dimension,
-    Direction,
-    FactFilter,
-    Granularity,
-    GroupRow,
-    InvalidCursor,
-    Order,
-    OrderMetric,
-    UsageTotals,
-    breakdown,
-    distinct_values,
-    series_by_group,
-    time_series,
-    top_within,
-    totals,
-)
 from tests.facts_data import (
     BASE,
     DAYS,
@@ -46,6 +28,24 @@ from tests.facts_data import (
     py_totals,
     replace_facts,
     without_active,
+)
+from usage_gateway.datasources.db import Database, count_statements
+from usage_gateway.datasources.facts.aggregates import (
+    Dimension,
+    Direction,
+    FactFilter,
+    Granularity,
+    GroupRow,
+    InvalidCursor,
+    Order,
+    OrderMetric,
+    UsageTotals,
+    breakdown,
+    distinct_values,
+    series_by_group,
+    time_series,
+    top_within,
+    totals,
 )
 
 examples = settings(

@@ -11,13 +11,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasources import facts
-from datasources.facts_types import FactFilter, Granularity
-from datasources.metrics import DayMetrics
-from server.litellm_compat import LiteLLMStore, running_litellm
 from tests.expected import attributed_user, cell_of, expected_cells, row_metrics
 from tests.gateway_harness import clock_at, gateway, long_after
 from tests.litellm_rows import rows_strategy
+from usage_gateway.datasources.facts import aggregates as facts
+from usage_gateway.datasources.facts.vocabulary import FactFilter, Granularity
+from usage_gateway.datasources.litellm.day_metrics import DayMetrics
+from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
 
 
 def _bucket_start(day: date, granularity: Granularity) -> date:

@@ -14,19 +14,19 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-import resolvers.usage
-from datasources.db import Database
-from datasources.facts import UsageTotals
-from datasources.rate_limit import CostRateLimiter
-from resolvers.context import Context
-from resolvers.usage import UsageRequest
-from resolvers.viewer import Role
-from server.config import Settings
-from server.local_services import free_port
-from server.resources import Resources
 from tests.api_client import Gateway, open_gateway, seed_days
 from tests.facts_data import BASE, make_fact
 from tests.facts_data import replace_facts as store_facts
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts.aggregates import UsageTotals
+from usage_gateway.datasources.rate_limit import CostRateLimiter
+from usage_gateway.devtools.local_services import free_port
+from usage_gateway.resolvers import usage as usage_resolvers
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.usage import UsageRequest
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.config import Settings
+from usage_gateway.server.resources import Resources
 
 DAY = BASE.isoformat()
 WEEK = {"from": DAY, "to": (BASE + timedelta(days=6)).isoformat()}
@@ -210,7 +210,7 @@ async def test_an_operation_over_the_timeout_is_cut_short(
         await asyncio.sleep(30)
         raise AssertionError("not cancelled")
 
-    monkeypatch.setattr(resolvers.usage, "totals", slow)
+    monkeypatch.setattr(usage_resolvers, "totals", slow)
     async with open_gateway(database_url, operation_timeout_seconds=0.5) as gw:
         await seed_days(gw.db, BASE, BASE)
         started = time.monotonic()

@@ -17,9 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.litellm_compat import MASTER_KEY, Faults, LiteLLMStore, hash_token, running_litellm
-from server.litellm_compat.faults import SKEW
 from tests.litellm_rows import API_KEYS, DAYS, assert_close, make_row, merge_pages, rows_strategy
+from usage_gateway.devtools.litellm_compat import (
+    MASTER_KEY,
+    Faults,
+    LiteLLMStore,
+    hash_token,
+    running_litellm,
+)
+from usage_gateway.devtools.litellm_compat.faults import SKEW
 
 ACTIVITY = "/user/daily/activity"
 AGGREGATED = "/user/daily/activity/aggregated"

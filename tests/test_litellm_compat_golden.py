@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from server.litellm_compat import MASTER_KEY, LiteLLMStore, running_litellm
 from tests.golden_files import GOLDEN_DIR
+from usage_gateway.devtools.litellm_compat import MASTER_KEY, LiteLLMStore, running_litellm
 
 GOLDEN_FILES = sorted(GOLDEN_DIR.glob("*.json"))
 

@@ -10,8 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.litellm_compat.postgres import column_ndistinct, estimate_groups, hash_text, pg_qsort
 from tests.golden_files import GOLDEN_DIR
+from usage_gateway.devtools.litellm_compat.postgres import (
+    column_ndistinct,
+    estimate_groups,
+    hash_text,
+    pg_qsort,
+)
 
 
 @pytest.mark.parametrize(

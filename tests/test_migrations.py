@@ -4,8 +4,8 @@ import threading
 
 import psycopg
 
-from migrations import apply_migrations, available
-from server.local_services import LocalPostgres
+from usage_gateway.devtools.local_services import LocalPostgres
+from usage_gateway.migrations import apply_migrations, available
 
 
 def _fresh_database(server: LocalPostgres, name: str) -> str:

@@ -11,14 +11,14 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from datasources.days import Clock
-from datasources.db import Database
-from resolvers.viewer import Role
-from server.litellm_compat import LiteLLMStore, running_litellm
 from tests.api_client import Gateway, open_gateway
 from tests.expected import assert_same_cells, expected_cells, total_of
 from tests.gateway_harness import clock_at, long_after, stored_cells
 from tests.test_day_cache import GOLDEN, day_fetches, spread_rows
+from usage_gateway.datasources.daycache.days import Clock
+from usage_gateway.datasources.db import Database
+from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
+from usage_gateway.resolvers.viewer import Role
 
 REFRESH_TODAY = "mutation { refreshToday { days refreshedAt changed } }"
 REFRESH_RANGE = "mutation($from: Date!, $to: Date!) { refreshRange(from: $from, to: $to) { days changed } }"

@@ -11,17 +11,17 @@ import jwt
 import pytest
 import structlog
 
-import resolvers.usage
-from datasources.facts import UsageTotals
-from resolvers.context import Context
-from resolvers.usage import UsageRequest
-from server.app import create_app
-from server.config import Settings
-from server.local_services import free_port
-from server.logs import configure_logging
-from server.tokens import issue_token
 from tests.api_client import open_gateway
 from tests.facts_data import BASE
+from usage_gateway.datasources.facts.aggregates import UsageTotals
+from usage_gateway.devtools.local_services import free_port
+from usage_gateway.resolvers import usage as usage_resolvers
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.usage import UsageRequest
+from usage_gateway.server.app import create_app
+from usage_gateway.server.config import Settings
+from usage_gateway.server.logs import configure_logging
+from usage_gateway.server.tokens import issue_token
 
 SERIES = (
     "query ($f: UsageFilter!, $g: Granularity!)"
@@ -129,7 +129,7 @@ async def test_secrets_never_reach_a_response_or_a_log_line(
     async def leaky(ctx: Context, request: UsageRequest) -> UsageTotals:
         raise RuntimeError(f"connection {with_password} with key {MASTER_KEY} and secret {JWT_SECRET} failed")
 
-    monkeypatch.setattr(resolvers.usage, "totals", leaky)
+    monkeypatch.setattr(usage_resolvers, "totals", leaky)
     app = create_app(settings)
     token = issue_token(JWT_SECRET, "root", ["admin"])
     day = BASE.isoformat()

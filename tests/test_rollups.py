@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from datasources.db import Database
 from tests.facts_data import KEYS, Fact, facts_lists, replace_facts
+from usage_gateway.datasources.db import Database
 
 _METRICS = (
     "spend, prompt_tokens, completion_tokens, cache_read_input_tokens, cache_creation_input_tokens,"

@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.graphql import nodes
 
-from datasources.db import Database
-from server.app import create_app
-from server.config import Settings
-from server.local_services import serving
-from server.tokens import issue_token
 from tests.api_client import SECRET, DirectoryKey, DirectoryUser, seed_days, seed_directory, token_hash
 from tests.facts_data import BASE, make_fact
 from tests.facts_data import replace_facts as store_facts
+from usage_gateway.datasources.db import Database
+from usage_gateway.devtools.local_services import serving
+from usage_gateway.server.app import create_app
+from usage_gateway.server.config import Settings
+from usage_gateway.server.tokens import issue_token
 
 EXAMPLES_PER_OPERATION = 40
 STABLE_CODES = {

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from server.litellm_compat import Faults, LiteLLMStore, running_litellm
 from tests.api_client import Gateway
 from tests.expected import total_of
 from tests.gateway_harness import clock_at, long_after
 from tests.litellm_rows import Row, assert_close, make_row
 from tests.usage_from_rows import litellm_gateway
+from usage_gateway.devtools.litellm_compat import Faults, LiteLLMStore, running_litellm
 
 DAYS = [date(2026, 11, 4), date(2026, 11, 5), date(2026, 11, 6)]
 SKEWED = DAYS[1]

@@ -26,11 +26,11 @@ from typing import Any
 
 import psycopg
 
-from datasources.days import Clock
-from datasources.facts import Dimension, GroupRow, UsageTotals
-from server.local_services import LocalPostgres
 from tests.api_client import Gateway, open_gateway
 from tests.conftest import TEMPLATE_DB
+from usage_gateway.datasources.daycache.days import Clock
+from usage_gateway.datasources.facts.aggregates import Dimension, GroupRow, UsageTotals
+from usage_gateway.devtools.local_services import LocalPostgres
 
 _SCHEMA = """
 CREATE TEMP TABLE source_rows (

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasources.db import Database
-from resolvers.loaders.api_keys import ApiKeyLoader, api_key_loader
-from resolvers.loaders.series import SeriesLoader, series_loader
-from resolvers.loaders.top import TopLoader, top_loader
-from resolvers.loaders.totals import TotalsLoader, totals_loader
-from resolvers.loaders.users import UserLoader, user_loader
+from usage_gateway.datasources.db import Database
+from usage_gateway.resolvers.loaders.api_keys import ApiKeyLoader, api_key_loader
+from usage_gateway.resolvers.loaders.series import SeriesLoader, series_loader
+from usage_gateway.resolvers.loaders.top import TopLoader, top_loader
+from usage_gateway.resolvers.loaders.totals import TotalsLoader, totals_loader
+from usage_gateway.resolvers.loaders.users import UserLoader, user_loader
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from collections import defaultdict
 
 from strawberry.dataloader import DataLoader
 
-from datasources.db import Database
-from datasources.directory import ApiKeyRecord, api_keys_by_token_hashes
-from resolvers.slices import Site
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.directory.lookups import ApiKeyRecord, api_keys_by_token_hashes
+from usage_gateway.resolvers.slices import Site
 
 ApiKeyKey = tuple[Site, str]
 ApiKeyLoader = DataLoader[ApiKeyKey, ApiKeyRecord | None]

@@ -9,11 +9,11 @@ from datetime import date
 
 from strawberry.dataloader import DataLoader
 
-from datasources import facts
-from datasources.db import Database
-from datasources.facts import Dimension, FactFilter, Granularity, UsageTotals
-from datasources.nested_facts import series_by_paths
-from resolvers.slices import Site, Slice
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts import aggregates as facts
+from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, Granularity, UsageTotals
+from usage_gateway.datasources.facts.nested import series_by_paths
+from usage_gateway.resolvers.slices import Site, Slice
 
 Series = list[tuple[date, UsageTotals]]
 _Group = tuple[FactFilter, tuple[Dimension, ...], Granularity, bool, Site]

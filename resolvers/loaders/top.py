@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from strawberry.dataloader import DataLoader
 
-from datasources import facts
-from datasources.db import Database
-from datasources.facts import Dimension, FactFilter, GroupRow
-from datasources.nested_facts import top_within_paths
-from resolvers.slices import Site, Slice
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts import aggregates as facts
+from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, GroupRow
+from usage_gateway.datasources.facts.nested import top_within_paths
+from usage_gateway.resolvers.slices import Site, Slice
 
 _Group = tuple[FactFilter, tuple[Dimension, ...], Dimension, int, bool, Site]
 

@@ -9,9 +9,9 @@ import asyncio
 
 from strawberry.dataloader import DataLoader
 
-from datasources import facts
-from datasources.db import Database
-from datasources.facts import FactFilter, UsageTotals
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts import aggregates as facts
+from usage_gateway.datasources.facts.aggregates import FactFilter, UsageTotals
 
 TotalsKey = tuple[FactFilter, bool]
 TotalsLoader = DataLoader[TotalsKey, UsageTotals]

@@ -7,9 +7,9 @@ from collections import defaultdict
 
 from strawberry.dataloader import DataLoader
 
-from datasources.db import Database
-from datasources.directory import UserRecord, users_by_ids
-from resolvers.slices import Site
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.directory.lookups import UserRecord, users_by_ids
+from usage_gateway.resolvers.slices import Site
 
 UserKey = tuple[Site, str]
 UserLoader = DataLoader[UserKey, UserRecord | None]

@@ -20,12 +20,12 @@ from functools import partial
 
 from strawberry.extensions import SchemaExtension
 
-from resolvers.context import MAX_FIRST
-from schema.limits.aliases import MaxAliases
-from schema.limits.cost import CostModel, QueryCost
-from schema.limits.depth import MaxDepth
-from schema.limits.rate_limit import CostRateLimit
-from schema.limits.tokens import MaxTokens
+from usage_gateway.resolvers.context import MAX_FIRST
+from usage_gateway.schema.limits.aliases import MaxAliases
+from usage_gateway.schema.limits.cost import CostModel, QueryCost
+from usage_gateway.schema.limits.depth import MaxDepth
+from usage_gateway.schema.limits.rate_limit import CostRateLimit
+from usage_gateway.schema.limits.tokens import MaxTokens
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 from graphql import DocumentNode, FieldNode, ValidationRule
 from strawberry.extensions import SchemaExtension
 
-from schema.limits.common import too_complex
+from usage_gateway.schema.limits.common import too_complex
 
 
 def aliases_rule(limit: int) -> type[ValidationRule]:

@@ -13,7 +13,7 @@ from graphql import (
     OperationDefinitionNode,
 )
 
-from datasources.errors import QueryTooComplex
+from usage_gateway.errors import QueryTooComplex
 
 
 def too_complex(message: str, nodes: Sequence[Node] | Node | None = None) -> GraphQLError:

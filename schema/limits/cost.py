@@ -48,8 +48,8 @@ from graphql import (
 from graphql.language.visitor import SKIP, VisitorAction
 from strawberry.extensions import SchemaExtension
 
-from resolvers.context import Context
-from schema.limits.common import fragments, is_introspection, operations, too_complex
+from usage_gateway.resolvers.context import Context
+from usage_gateway.schema.limits.common import fragments, is_introspection, operations, too_complex
 
 AGGREGATE = 10  # one SQL aggregate (batched across the nodes of a page, but its rows grow with them)
 MUTATION = 100

@@ -22,7 +22,7 @@ from graphql import (
 from graphql.language.visitor import SKIP, VisitorAction
 from strawberry.extensions import SchemaExtension
 
-from schema.limits.common import fragments, is_introspection, operations, too_complex
+from usage_gateway.schema.limits.common import fragments, is_introspection, operations, too_complex
 
 
 class _Depth:

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from datasources.errors import RateLimited
-from resolvers.context import Context
+from usage_gateway.errors import RateLimited
+from usage_gateway.resolvers.context import Context
 
 
 class CostRateLimit(SchemaExtension):

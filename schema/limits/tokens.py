@@ -10,7 +10,7 @@ from graphql import GraphQLError, GraphQLSyntaxError, Source
 from graphql.language import Lexer, TokenKind
 from strawberry.extensions import SchemaExtension
 
-from datasources.errors import QueryTooComplex
+from usage_gateway.errors import QueryTooComplex
 
 
 def exceeds(query: str, limit: int) -> bool:

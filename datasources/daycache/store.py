@@ -1,0 +1,162 @@
+"""The Postgres tier of the day cache: which days we hold, and replacing a day atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from usage_gateway.datasources.db import Database, note_statement
+from usage_gateway.datasources.litellm.client import KeyMetadata
+from usage_gateway.datasources.litellm.split import Fact, total
+
+DayStatus = Literal["open", "closed"]
+
+_METRIC_COLUMNS = (
+    "spend, prompt_tokens, completion_tokens, cache_read_input_tokens, cache_creation_input_tokens,"
+    " total_tokens, api_requests, successful_requests, failed_requests, total_response_time_ms,"
+    " timed_requests"
+)
+_KEY_COLUMNS = "api_key, key_alias, team_id, user_id, user_email, key_exists, last_seen"
+_FACT_COLUMNS = f"date, api_key, litellm_user_id, model, provider, user_id, {_METRIC_COLUMNS}"
+# The staged rows carry no user: attribution is the database's job (attributed_user, migration 0001).
+_ATTRIBUTED_SELECT = (
+    f"date, api_key, litellm_user_id, model, provider, attributed_user(api_key, date, litellm_user_id),"
+    f" {_METRIC_COLUMNS}"
+)
+
+
+@dataclass(frozen=True)
+class DayState:
+    date: date
+    status: DayStatus
+    fetched_at: datetime
+    verified: bool
+    spend: Decimal
+    api_requests: int
+    total_tokens: int
+    fact_count: int
+    unverified_fetches: int = 0  # fetches in a row that did not verify (0 once one does)
+
+    def same_numbers(self, other: DayState) -> bool:
+        return (self.spend, self.api_requests, self.total_tokens, self.fact_count) == (
+            other.spend,
+            other.api_requests,
+            other.total_tokens,
+            other.fact_count,
+        )
+
+
+class DayStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def states(self, days: Sequence[date]) -> dict[date, DayState]:
+        rows = await self._db.fetch_all(
+            "SELECT date, status, fetched_at, verified, spend, api_requests, total_tokens, fact_count,"
+            " unverified_fetches FROM usage_days WHERE date = ANY(%s)",
+            (list(days),),
+        )
+        return {row[0]: DayState(*row) for row in rows}
+
+    async def state(self, day: date) -> DayState | None:
+        return (await self.states([day])).get(day)
+
+    async def reopen(self, days: Sequence[date]) -> None:
+        await self._db.execute("UPDATE usage_days SET status = 'open' WHERE date = ANY(%s)", (list(days),))
+
+    async def replace_day(
+        self,
+        day: date,
+        facts: Sequence[Fact],
+        keys: dict[str, KeyMetadata],
+        *,
+        status: DayStatus,
+        verified: bool,
+        fetched_at: datetime,
+    ) -> DayState:
+        """Swap in a day's facts in one transaction: readers see the old day or the new one, never half.
+
+        A cell with no usage at all (LiteLLM keeps rows whose every number is zero) is not a fact: it would
+        count its user, key and model as active without a request, a token or a cent behind it.
+        """
+        facts = [fact for fact in facts if not fact.metrics.is_zero()]
+        summed = total(facts)
+        state = DayState(
+            day,
+            status,
+            fetched_at,
+            verified,
+            summed.spend,
+            summed.api_requests,
+            summed.total_tokens,
+            len(facts),
+        )
+        async with self._db.transaction() as conn:
+            note_statement("replace_day")
+            await conn.execute("DELETE FROM usage_facts WHERE date = %s", (day,))
+            await conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staged_facts (LIKE usage_facts) ON COMMIT DELETE ROWS"
+            )
+            cursor = conn.cursor()
+            async with cursor.copy(f"COPY staged_facts ({_FACT_COLUMNS}) FROM STDIN") as copy:
+                for fact in facts:
+                    await copy.write_row(
+                        (
+                            day,
+                            fact.api_key,
+                            fact.litellm_user_id,
+                            fact.model,
+                            fact.provider,
+                            "",
+                            *fact.metrics.as_tuple(),
+                        )
+                    )
+            await conn.execute(
+                f"INSERT INTO usage_facts ({_FACT_COLUMNS}) SELECT {_ATTRIBUTED_SELECT} FROM staged_facts"
+            )
+            # Staged with COPY and upserted in one statement: a day names thousands of keys. Sorted, so
+            # concurrent day writes lock shared key rows in one order and cannot deadlock.
+            await conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staged_keys (LIKE litellm_keys) ON COMMIT DELETE ROWS"
+            )
+            async with cursor.copy(f"COPY staged_keys ({_KEY_COLUMNS}) FROM STDIN") as copy:
+                for key, m in keys.items():
+                    await copy.write_row(
+                        (key, m.key_alias, m.team_id, m.user_id, m.user_email, m.key_exists, day)
+                    )
+            await conn.execute(
+                f"INSERT INTO litellm_keys ({_KEY_COLUMNS}) SELECT {_KEY_COLUMNS} FROM staged_keys"
+                " ORDER BY api_key"
+                " ON CONFLICT (api_key) DO UPDATE SET key_alias = EXCLUDED.key_alias,"
+                " team_id = EXCLUDED.team_id, user_id = EXCLUDED.user_id, user_email = EXCLUDED.user_email,"
+                " key_exists = EXCLUDED.key_exists, last_seen = EXCLUDED.last_seen"
+                " WHERE litellm_keys.last_seen <= EXCLUDED.last_seen"
+            )
+            upserted = await conn.execute(
+                "INSERT INTO usage_days (date, status, fetched_at, verified, fact_count, spend, api_requests,"
+                " total_tokens, unverified_fetches) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (date) DO UPDATE SET status = EXCLUDED.status,"
+                " fetched_at = EXCLUDED.fetched_at, verified = EXCLUDED.verified,"
+                " fact_count = EXCLUDED.fact_count, spend = EXCLUDED.spend,"
+                " api_requests = EXCLUDED.api_requests, total_tokens = EXCLUDED.total_tokens,"
+                " unverified_fetches = CASE WHEN EXCLUDED.verified THEN 0"
+                " ELSE usage_days.unverified_fetches + 1 END"
+                " RETURNING unverified_fetches",
+                (
+                    day,
+                    status,
+                    fetched_at,
+                    verified,
+                    len(facts),
+                    summed.spend,
+                    summed.api_requests,
+                    summed.total_tokens,
+                    0 if verified else 1,
+                ),
+            )
+            returned = await upserted.fetchone()
+        assert returned is not None  # an upsert with RETURNING returns its row
+        return replace(state, unverified_fetches=returned[0])

@@ -1,0 +1,168 @@
+"""The rows of an export as SQL: dimensions, columns, the grouped query and its count; filters as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from psycopg import sql
+
+from usage_gateway.datasources.exports.writers import Column, Kind
+from usage_gateway.datasources.facts.aggregates import where_clause
+from usage_gateway.datasources.facts.vocabulary import FactFilter
+
+
+class ExportDimension(StrEnum):
+    DATE = "DATE"
+    USER = "USER"
+    API_KEY = "API_KEY"
+    MODEL = "MODEL"
+    PROVIDER = "PROVIDER"
+
+
+ALL_DIMENSIONS = tuple(ExportDimension)
+
+
+# --- Filters as JSON ------------------------------------------------------------------------------------
+
+
+def filter_to_json(f: FactFilter) -> dict[str, Any]:
+    """The filter as stored in ``exports.filter`` and shown in export metadata."""
+    return {
+        "from": f.date_from.isoformat(),
+        "to": f.date_to.isoformat(),
+        "userIds": None if f.user_ids is None else list(f.user_ids),
+        "apiKeys": None if f.api_keys is None else list(f.api_keys),
+        "models": None if f.models is None else list(f.models),
+        "providers": None if f.providers is None else list(f.providers),
+    }
+
+
+def filter_from_json(data: dict[str, Any]) -> FactFilter:
+    def values(name: str) -> tuple[str, ...] | None:
+        found = data.get(name)
+        return None if found is None else tuple(found)
+
+    return FactFilter(
+        date.fromisoformat(data["from"]),
+        date.fromisoformat(data["to"]),
+        user_ids=values("userIds"),
+        api_keys=values("apiKeys"),
+        models=values("models"),
+        providers=values("providers"),
+    )
+
+
+def normalise_group_by(group_by: Sequence[ExportDimension | str] | None) -> tuple[ExportDimension, ...]:
+    """The dimensions in the order given, each once; None means all five."""
+    if group_by is None:
+        return ALL_DIMENSIONS
+    return tuple(dict.fromkeys(ExportDimension(d) for d in group_by))
+
+
+# --- SQL ------------------------------------------------------------------------------------------------
+
+_METRICS = (
+    ("requests", "api_requests"),
+    ("successful_requests", "successful_requests"),
+    ("failed_requests", "failed_requests"),
+    ("prompt_tokens", "prompt_tokens"),
+    ("completion_tokens", "completion_tokens"),
+    ("cache_read_input_tokens", "cache_read_input_tokens"),
+    ("cache_creation_input_tokens", "cache_creation_input_tokens"),
+    ("total_tokens", "total_tokens"),
+    ("total_response_time_ms", "total_response_time_ms"),
+    ("timed_requests", "timed_requests"),
+)
+_FACT_COLUMN = {
+    ExportDimension.DATE: "date",
+    ExportDimension.USER: "user_id",
+    ExportDimension.API_KEY: "api_key",
+    ExportDimension.MODEL: "model",
+    ExportDimension.PROVIDER: "provider",
+}
+# What each dimension adds to a row: (select expression over the group g and its joins, column).
+_DIMENSION_SELECT: dict[ExportDimension, tuple[tuple[str, Column], ...]] = {
+    ExportDimension.DATE: (("g.date", Column("date", Kind.DATE)),),
+    ExportDimension.USER: (
+        ("g.user_id", Column("user_id", Kind.TEXT)),
+        ("u.username", Column("username", Kind.TEXT)),
+        ("u.email", Column("user_email", Kind.TEXT)),
+    ),
+    ExportDimension.API_KEY: (
+        ("g.api_key", Column("api_key", Kind.TEXT)),
+        ("k.id", Column("api_key_id", Kind.TEXT)),
+        ("COALESCE(k.key_alias, lk.key_alias)", Column("key_alias", Kind.TEXT)),
+        ("k.name", Column("key_name", Kind.TEXT)),
+    ),
+    ExportDimension.MODEL: (("g.model", Column("model", Kind.TEXT)),),
+    ExportDimension.PROVIDER: (("g.provider", Column("provider", Kind.TEXT)),),
+}
+_JOINS = {
+    ExportDimension.USER: "LEFT JOIN users u ON u.id = g.user_id",
+    ExportDimension.API_KEY: (
+        "LEFT JOIN api_keys k ON k.token_hash = g.api_key LEFT JOIN litellm_keys lk ON lk.api_key = g.api_key"
+    ),
+}
+_METRIC_COLUMNS = (Column("spend", Kind.DECIMAL), *(Column(name, Kind.INT) for name, _ in _METRICS))
+
+
+def export_columns(group_by: Sequence[ExportDimension]) -> list[Column]:
+    return [column for d in group_by for _, column in _DIMENSION_SELECT[d]] + list(_METRIC_COLUMNS)
+
+
+def _group_clause(group_by: Sequence[ExportDimension]) -> sql.Composable:
+    if not group_by:
+        return sql.SQL("")
+    return sql.SQL(" GROUP BY ") + sql.SQL(", ").join(sql.Identifier(_FACT_COLUMN[d]) for d in group_by)
+
+
+def export_query(f: FactFilter, group_by: Sequence[ExportDimension]) -> tuple[sql.Composed, dict[str, Any]]:
+    """The rows of an export, in :func:`export_columns` order, sorted by the group columns."""
+    params: dict[str, Any] = {}
+    keys = [sql.Identifier(_FACT_COLUMN[d]) for d in group_by]
+    # COALESCE: without dimensions the one totals row exists even when nothing matches.
+    sums: list[sql.Composable] = [sql.SQL("trim_scale(COALESCE(sum(spend), 0)) AS spend")] + [
+        sql.SQL("COALESCE(sum({}), 0)::bigint AS {}").format(sql.Identifier(column), sql.Identifier(name))
+        for name, column in _METRICS
+    ]
+    select: list[sql.Composable] = [
+        sql.SQL(expression) for d in group_by for expression, _ in _DIMENSION_SELECT[d]
+    ]
+    select += [sql.SQL("g.spend::text")] + [sql.SQL("g.{}").format(sql.Identifier(n)) for n, _ in _METRICS]
+    joins = [sql.SQL(_JOINS[d]) for d in group_by if d in _JOINS]
+    order = [
+        sql.SQL("g.{}{}").format(key, sql.SQL("") if d is ExportDimension.DATE else sql.SQL(' COLLATE "C"'))
+        for d, key in zip(group_by, keys, strict=True)
+    ]
+    query = sql.SQL(
+        "SELECT {select} FROM (SELECT {keys}{sums} FROM usage_facts WHERE {where}{group}) g {joins}{order}"
+    ).format(
+        select=sql.SQL(", ").join(select),
+        keys=sql.SQL("").join(sql.SQL("{}, ").format(key) for key in keys),
+        sums=sql.SQL(", ").join(sums),
+        where=where_clause(f, params),
+        group=_group_clause(group_by),
+        joins=sql.SQL(" ").join(joins),
+        order=sql.SQL(" ORDER BY ") + sql.SQL(", ").join(order) if order else sql.SQL(""),
+    )
+    return query, params
+
+
+def count_query(
+    f: FactFilter, group_by: Sequence[ExportDimension]
+) -> tuple[sql.SQL | sql.Composed, dict[str, Any]]:
+    params: dict[str, Any] = {}
+    if not group_by:
+        return sql.SQL("SELECT 1"), params
+    query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM usage_facts WHERE {where}{group}) g").format(
+        where=where_clause(f, params), group=_group_clause(group_by)
+    )
+    return query, params
+
+
+def facts_count_query(f: FactFilter) -> tuple[sql.Composed, dict[str, Any]]:
+    params: dict[str, Any] = {}
+    return sql.SQL("SELECT count(*) FROM usage_facts WHERE {}").format(where_clause(f, params)), params

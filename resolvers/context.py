@@ -13,16 +13,9 @@ from usage_gateway.datasources.answer_cache import AnswerCache
 from usage_gateway.datasources.daycache.days import DayCache, RangeReport
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.resolvers.limits import Limits
 from usage_gateway.resolvers.loaders import Loaders
 from usage_gateway.resolvers.viewer import Viewer
-
-MAX_FIRST = 500
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_range_days: int = 400
-    max_first: int = MAX_FIRST
 
 
 @dataclass(frozen=True)

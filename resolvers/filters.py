@@ -11,7 +11,8 @@ from datetime import date
 from usage_gateway.datasources.directory import lookups as directory
 from usage_gateway.datasources.facts.aggregates import FactFilter
 from usage_gateway.errors import BadUserInput, RangeTooLarge
-from usage_gateway.resolvers.context import Context, Limits
+from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.limits import Limits
 from usage_gateway.resolvers.permissions import reads_everyone
 from usage_gateway.resolvers.scope import check_user_ids, scoped_filter
 

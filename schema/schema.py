@@ -9,10 +9,11 @@ from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 
+from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.access import RootFieldAccess
 from usage_gateway.schema.answer_cache import AnswerCaching
 from usage_gateway.schema.errors import ErrorCodes, GatewaySchema
-from usage_gateway.schema.limits import CostRateLimit, QueryLimits, limit_extensions
+from usage_gateway.schema.limits import CostRateLimit, limit_extensions
 from usage_gateway.schema.mutation import Mutation
 from usage_gateway.schema.no_nul import NoNulCharacters
 from usage_gateway.schema.query import Query
@@ -20,21 +21,21 @@ from usage_gateway.schema.scalars import SCALARS
 from usage_gateway.schema.warnings import Warnings
 
 
-def build_schema(*, introspection: bool = True, limits: QueryLimits | None = None) -> GatewaySchema:
+def build_schema(*, introspection: bool = True, limits: Limits | None = None) -> GatewaySchema:
     """The gateway's schema with its safety extensions.
 
     Without ``introspection``, introspection queries fail validation and error messages make no
     suggestions ("Did you mean …") that would describe the schema anyway. ``limits`` default to
-    :class:`~schema.limits.QueryLimits`' defaults. Before an operation runs, its root fields are checked
-    against the viewer's roles (:mod:`schema.access`), then its cost is charged to the rate limit, then a
-    query may be answered from the answer cache (:mod:`schema.answer_cache`).
+    :class:`~usage_gateway.resolvers.limits.Limits`' defaults. Before an operation runs, its root fields
+    are checked against the viewer's roles (:mod:`schema.access`), then its cost is charged to the rate
+    limit, then a query may be answered from the answer cache (:mod:`schema.answer_cache`).
     """
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         partial(ErrorCodes, hide_suggestions=not introspection)
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    extensions.extend([NoNulCharacters, Warnings, *limit_extensions(limits or QueryLimits())])
+    extensions.extend([NoNulCharacters, Warnings, *limit_extensions(limits or Limits())])
     # The answer cache last: only what passed access and the rate limit may be answered from it.
     extensions.extend([RootFieldAccess, CostRateLimit, AnswerCaching])
     return GatewaySchema(

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from usage_gateway.schema.limits import QueryLimits
+from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.schema import build_schema
 from usage_gateway.server.config import Settings
 from usage_gateway.server.downloads import download_route, expire_exports_periodically
@@ -37,8 +37,9 @@ class _Held:
         return self.resources
 
 
-def query_limits(settings: Settings) -> QueryLimits:
-    return QueryLimits(
+def limits_from(settings: Settings) -> Limits:
+    """The one limits object of every request (``first`` keeps its built-in cap: no setting moves it)."""
+    return Limits(
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_query_aliases,
         max_tokens=settings.max_query_tokens,
@@ -70,10 +71,9 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
     """
     held = _Held(resources)
     _warn_about_posture(settings)
-    schema = build_schema(
-        introspection=settings.introspection or settings.graphiql, limits=query_limits(settings)
-    )
-    view = GraphQLView(schema, settings, held.get)
+    limits = limits_from(settings)
+    schema = build_schema(introspection=settings.introspection or settings.graphiql, limits=limits)
+    view = GraphQLView(schema, settings, held.get, limits)
 
     async def ready(_: Request) -> Response:
         return await readiness(held.resources)

@@ -28,7 +28,8 @@ from strawberry.asgi import GraphQL
 
 from usage_gateway.datasources.rate_limit import CostRateLimiter
 from usage_gateway.errors import QueryTooComplex, Unauthenticated
-from usage_gateway.resolvers.context import Budget, Context, Limits, Operations
+from usage_gateway.resolvers.context import Budget, Context, Operations
+from usage_gateway.resolvers.limits import Limits
 from usage_gateway.resolvers.loaders import Loaders
 from usage_gateway.schema.errors import GatewaySchema
 from usage_gateway.server.auth import KeySourceUnavailable, authenticate, challenge
@@ -49,13 +50,19 @@ def request_id(request: Request) -> str:
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, schema: GatewaySchema, settings: Settings, resources: Callable[[], Resources]) -> None:
+    def __init__(
+        self,
+        schema: GatewaySchema,
+        settings: Settings,
+        resources: Callable[[], Resources],
+        limits: Limits,
+    ) -> None:
         super().__init__(
             schema, graphql_ide="graphiql" if settings.graphiql else None, allow_queries_via_get=False
         )
         self._settings = settings
         self._resources = resources
-        self._limits = Limits(max_range_days=settings.max_range_days)
+        self._limits = limits
         self._limiter: tuple[Redis, CostRateLimiter] | None = None
 
     def encode_json(self, data: object) -> bytes:

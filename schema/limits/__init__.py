@@ -15,38 +15,26 @@ the view (:mod:`server.graphql_view`), ``first`` and ``MAX_RANGE_DAYS`` in the r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 
 from strawberry.extensions import SchemaExtension
 
-from usage_gateway.resolvers.context import MAX_FIRST
+from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.limits.aliases import MaxAliases
-from usage_gateway.schema.limits.cost import CostModel, QueryCost
+from usage_gateway.schema.limits.cost import QueryCost
 from usage_gateway.schema.limits.depth import MaxDepth
 from usage_gateway.schema.limits.rate_limit import CostRateLimit
 from usage_gateway.schema.limits.tokens import MaxTokens
 
 
-@dataclass(frozen=True)
-class QueryLimits:
-    max_depth: int = 10
-    max_aliases: int = 30
-    max_tokens: int = 2000
-    max_cost: int = 50_000
-    max_first: int = MAX_FIRST
-    max_range_days: int = 400
-
-
-def limit_extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
+def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     """The extensions enforcing ``limits``, in the order they apply (each built fresh per request)."""
-    model = CostModel(max_first=limits.max_first, max_range_days=limits.max_range_days)
     return [
         partial(MaxTokens, limits.max_tokens),
         partial(MaxDepth, limits.max_depth),
         partial(MaxAliases, limits.max_aliases),
-        partial(QueryCost, limits.max_cost, model),
+        partial(QueryCost, limits),
     ]
 
 
-__all__ = ["CostRateLimit", "QueryLimits", "limit_extensions"]
+__all__ = ["CostRateLimit", "limit_extensions"]

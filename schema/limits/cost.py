@@ -7,7 +7,7 @@ The model (documented for clients in every response's ``extensions.cost``):
 - a **list** multiplies the cost of what is selected inside it by its size: ``first`` where the field
   (or, for a connection, the field holding its ``nodes``) takes one, ``timeSeries`` the number of buckets
   of the enclosing ``usage`` range at its granularity, any other list of objects
-  :attr:`CostModel.unbounded_list`;
+  :data:`UNBOUNDED_LIST`;
 - arguments are read as the request gives them, variables included (``first: $n`` counts ``n``); a
   ``first`` outside ``0..max_first`` counts 0, since the field refuses it without doing any work, and a
   range that cannot be read counts as ``max_range_days`` days;
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -49,6 +48,7 @@ from graphql.language.visitor import SKIP, VisitorAction
 from strawberry.extensions import SchemaExtension
 
 from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.limits.common import fragments, is_introspection, operations, too_complex
 
 AGGREGATE = 10  # one SQL aggregate (batched across the nodes of a page, but its rows grow with them)
@@ -79,25 +79,20 @@ MAX_REPORTED_COST = 2**53 - 1
 _BUCKET_DAYS = {"DAY": 1, "WEEK": 7, "MONTH": 28}
 
 
-@dataclass(frozen=True)
-class CostModel:
-    max_first: int = 500
-    max_range_days: int = 400
-    unbounded_list: int = 100
-    field_costs: Mapping[str, int] = field(default_factory=lambda: FIELD_COSTS)
+UNBOUNDED_LIST = 100  # the size a list without ``first`` counts as
 
 
 def _unwrap(type_: Any) -> Any:
     return type_.of_type if isinstance(type_, GraphQLNonNull) else type_
 
 
-def _days(filter_value: Any, model: CostModel) -> int:
+def _days(filter_value: Any, limits: Limits) -> int:
     try:
         start = date.fromisoformat(filter_value["from"])
         end = date.fromisoformat(filter_value["to"])
     except (TypeError, KeyError, ValueError):
-        return model.max_range_days
-    return min(max((end - start).days + 1, 1), model.max_range_days)
+        return limits.max_range_days
+    return min(max((end - start).days + 1, 1), limits.max_range_days)
 
 
 class _Estimate:
@@ -107,12 +102,12 @@ class _Estimate:
         self,
         schema: GraphQLSchema,
         document: DocumentNode,
-        model: CostModel,
+        limits: Limits,
         variables: Mapping[str, Any],
     ) -> None:
         self._schema = schema
         self._fragments = fragments(document)
-        self._model = model
+        self._limits = limits
         self._variables = dict(variables)
         self._memo: dict[tuple[str, int, int | None], int] = {}
         self._visiting: set[str] = set()
@@ -125,7 +120,7 @@ class _Estimate:
         root = self._schema.get_root_type(operation.operation)
         if root is None:
             return 0
-        cost = self._selections(root, operation.selection_set, self._model.max_range_days, None)
+        cost = self._selections(root, operation.selection_set, self._limits.max_range_days, None)
         return min(cost, MAX_REPORTED_COST)
 
     def _argument(self, node: FieldNode, definition: GraphQLField, name: str) -> Any:
@@ -142,7 +137,7 @@ class _Estimate:
         if "first" not in definition.args:
             return None
         first = self._argument(node, definition, "first")
-        if not isinstance(first, int) or isinstance(first, bool) or not 0 <= first <= self._model.max_first:
+        if not isinstance(first, int) or isinstance(first, bool) or not 0 <= first <= self._limits.max_first:
             return 0
         return first
 
@@ -187,9 +182,9 @@ class _Estimate:
         if is_leaf_type(named):
             return 0
         key = f"{parent.name}.{node.name.value}"
-        base = self._model.field_costs.get(key, 1)
+        base = FIELD_COSTS.get(key, 1)
         if node.name.value == "usage":
-            days = _days(self._argument(node, definition, "filter"), self._model)
+            days = _days(self._argument(node, definition, "filter"), self._limits)
         first = self._first(node, definition)
         if not isinstance(_unwrap(definition.type), GraphQLList):
             # A connection: its `first` sizes the list it holds (`nodes`).
@@ -198,7 +193,7 @@ class _Estimate:
         if count is None:
             count = self._buckets(node, definition, days) if node.name.value == "timeSeries" else None
         if count is None:
-            count = self._model.unbounded_list
+            count = UNBOUNDED_LIST
         return base + count * self._selections(named, node.selection_set, days, None)
 
     def _buckets(self, node: FieldNode, definition: GraphQLField, days: int) -> int:
@@ -208,23 +203,22 @@ class _Estimate:
 
 
 def cost_rule(
-    model: CostModel,
-    limit: int,
+    limits: Limits,
     variables: Mapping[str, Any],
     operation_name: Callable[[], str | None],
     found: list[int],
 ) -> type[ValidationRule]:
     class QueryCostRule(ValidationRule):
         def enter_document(self, node: DocumentNode, *_: Any) -> VisitorAction:
-            estimate = _Estimate(self.context.schema, node, model, variables)
+            estimate = _Estimate(self.context.schema, node, limits, variables)
             for operation in operations(node, operation_name()):
                 try:
                     cost = estimate.operation(operation)
                 except RecursionError:
-                    cost = limit + 1
+                    cost = limits.max_cost + 1
                 found.append(cost)
-                if cost > limit:
-                    message = f"the query costs {cost}; at most {limit} is allowed"
+                if cost > limits.max_cost:
+                    message = f"the query costs {cost}; at most {limits.max_cost} is allowed"
                     self.report_error(too_complex(message, operation))
             return SKIP
 
@@ -232,15 +226,14 @@ def cost_rule(
 
 
 class QueryCost(SchemaExtension):
-    """``QUERY_TOO_COMPLEX`` for an operation whose estimated cost is over ``limit``.
+    """``QUERY_TOO_COMPLEX`` for an operation whose estimated cost is over ``limits.max_cost``.
 
     Every response carries ``extensions.cost = {"requested": N, "limit": L}``; the cost is also left in
     the request's context for the rate limit.
     """
 
-    def __init__(self, limit: int, model: CostModel | None = None) -> None:
-        self.limit = limit
-        self.model = model or CostModel()
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
         self._found: list[int] = []
 
     @property
@@ -249,9 +242,7 @@ class QueryCost(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
-        rule = cost_rule(
-            self.model, self.limit, context.variables or {}, lambda: context.operation_name, self._found
-        )
+        rule = cost_rule(self.limits, context.variables or {}, lambda: context.operation_name, self._found)
         context.validation_rules = (*context.validation_rules, rule)
         yield
 
@@ -261,4 +252,4 @@ class QueryCost(SchemaExtension):
             self.execution_context.context.budget.cost = self.cost
 
     def get_results(self) -> dict[str, Any]:
-        return {"cost": {"requested": self.cost, "limit": self.limit}}
+        return {"cost": {"requested": self.cost, "limit": self.limits.max_cost}}

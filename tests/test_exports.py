@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from tests.facts_data import BASE, DAYS, KEYS, Fact, facts_lists, filters, make_fact, replace_facts
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.exports import records as exports
+from usage_gateway.datasources.exports.columns import Column, Kind, neutralise
 from usage_gateway.datasources.exports.query import export_columns, filter_to_json
 from usage_gateway.datasources.exports.records import (
     ExportDimension,
@@ -34,7 +35,7 @@ from usage_gateway.datasources.exports.records import (
     run_export,
     write_export,
 )
-from usage_gateway.datasources.exports.writers import Column, Kind, RowWriter, neutralise
+from usage_gateway.datasources.exports.writers import RowWriter
 from usage_gateway.datasources.facts.aggregates import FactFilter, totals
 
 examples = settings(

@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg import sql
 
-from usage_gateway.datasources.exports.writers import Column, Kind
+from usage_gateway.datasources.exports.columns import Column, Kind
 from usage_gateway.datasources.facts.aggregates import where_clause
 from usage_gateway.datasources.facts.vocabulary import FactFilter
 

@@ -18,7 +18,7 @@ from datetime import date
 from typing import IO
 from xml.sax.saxutils import escape
 
-from usage_gateway.datasources.exports.writers import FORMULA_FIRST, Column, Kind, Row, is_json_number
+from usage_gateway.datasources.exports.columns import FORMULA_FIRST, Column, Kind, Row, is_json_number
 
 XLSX_MAX_ROWS = 1_048_576
 XLSX_MAX_CELL_CHARS = 32_767

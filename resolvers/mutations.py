@@ -12,7 +12,7 @@ from usage_gateway.datasources.directory.sync import sync_directory as sync_from
 from usage_gateway.datasources.exports import records as exports
 from usage_gateway.datasources.exports.records import ExportDimension, ExportFormat, ExportRecord
 from usage_gateway.errors import UpstreamUnavailable
-from usage_gateway.resolvers.audit import audited
+from usage_gateway.resolvers.audited import audited
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.filters import RequestedFilter, check_range, resolve_filter
 from usage_gateway.resolvers.permissions import reads_everyone, require_admin

@@ -26,7 +26,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from usage_gateway.errors import Forbidden
-from usage_gateway.resolvers.audit import AuditEntry, write
+from usage_gateway.resolvers.audited import AuditEntry, write
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.permissions import ROOT_FIELDS, may_call
 from usage_gateway.schema.limits.common import fragments

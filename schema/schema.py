@@ -11,7 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.access import RootFieldAccess
-from usage_gateway.schema.answer_cache import AnswerCaching
+from usage_gateway.schema.answer_caching import AnswerCaching
 from usage_gateway.schema.errors import ErrorCodes, GatewaySchema
 from usage_gateway.schema.limits import CostRateLimit, limit_extensions
 from usage_gateway.schema.mutation import Mutation
@@ -28,7 +28,7 @@ def build_schema(*, introspection: bool = True, limits: Limits | None = None) ->
     suggestions ("Did you mean …") that would describe the schema anyway. ``limits`` default to
     :class:`~usage_gateway.resolvers.limits.Limits`' defaults. Before an operation runs, its root fields
     are checked against the viewer's roles (:mod:`schema.access`), then its cost is charged to the rate
-    limit, then a query may be answered from the answer cache (:mod:`schema.answer_cache`).
+    limit, then a query may be answered from the answer cache (:mod:`schema.answer_caching`).
     """
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         partial(ErrorCodes, hide_suggestions=not introspection)

@@ -22,8 +22,8 @@ from strawberry.extensions import SchemaExtension
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.limits.aliases import MaxAliases
 from usage_gateway.schema.limits.cost import QueryCost
+from usage_gateway.schema.limits.cost_rate_limit import CostRateLimit
 from usage_gateway.schema.limits.depth import MaxDepth
-from usage_gateway.schema.limits.rate_limit import CostRateLimit
 from usage_gateway.schema.limits.tokens import MaxTokens
 
 

@@ -46,7 +46,7 @@ from usage_gateway.datasources.exports.query import (
     normalise_group_by,
 )
 from usage_gateway.datasources.exports.sink import HashingSink, WrittenFile
-from usage_gateway.datasources.exports.writers import RowWriter, open_writer
+from usage_gateway.datasources.exports.writers import ExportFormat, RowWriter, open_writer
 from usage_gateway.datasources.facts.vocabulary import FactFilter
 from usage_gateway.errors import GatewayError
 
@@ -74,31 +74,6 @@ INLINE_EXPORT_MAX_FACTS = 50_000
 FETCH_ROWS = 5_000
 
 Progress = Callable[[int, int], None]  # (rows written so far, rows in the export)
-
-
-class ExportFormat(StrEnum):
-    CSV = "CSV"
-    JSON = "JSON"
-    NDJSON = "NDJSON"
-    XLSX = "XLSX"
-    PARQUET = "PARQUET"
-
-    @property
-    def extension(self) -> str:
-        return self.value.lower()
-
-    @property
-    def media_type(self) -> str:
-        return _MEDIA_TYPES[self]
-
-
-_MEDIA_TYPES = {
-    ExportFormat.CSV: "text/csv; charset=utf-8",
-    ExportFormat.JSON: "application/json",
-    ExportFormat.NDJSON: "application/x-ndjson",
-    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ExportFormat.PARQUET: "application/vnd.apache.parquet",
-}
 
 
 class ExportStatus(StrEnum):

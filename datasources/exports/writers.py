@@ -1,4 +1,4 @@
-"""The export writers, one per format, and :func:`open_writer`, which picks one.
+"""The export formats, a writer for each, and :func:`open_writer`, which picks one.
 
 A writer gets rows in batches (tuples in column order, see :mod:`usage_gateway.datasources.exports.columns`)
 and writes them to a binary sink as it goes, so memory holds one batch whatever the size of the export.
@@ -10,6 +10,7 @@ module, so this one imports them all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import IO, Any, Protocol
 
 from usage_gateway.datasources.exports.columns import Column, Row
@@ -17,6 +18,31 @@ from usage_gateway.datasources.exports.csv import CsvWriter
 from usage_gateway.datasources.exports.json import JsonWriter, NdjsonWriter
 from usage_gateway.datasources.exports.parquet import ParquetWriter
 from usage_gateway.datasources.exports.xlsx import XlsxWriter
+
+
+class ExportFormat(StrEnum):
+    CSV = "CSV"
+    JSON = "JSON"
+    NDJSON = "NDJSON"
+    XLSX = "XLSX"
+    PARQUET = "PARQUET"
+
+    @property
+    def extension(self) -> str:
+        return self.value.lower()
+
+    @property
+    def media_type(self) -> str:
+        return _MEDIA_TYPES[self]
+
+
+_MEDIA_TYPES = {
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.JSON: "application/json",
+    ExportFormat.NDJSON: "application/x-ndjson",
+    ExportFormat.XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ExportFormat.PARQUET: "application/vnd.apache.parquet",
+}
 
 
 class RowWriter(Protocol):

@@ -363,7 +363,7 @@ def test_json_numbers_and_csv_quoting_follow_the_standards(tmp_path: Path) -> No
     columns = [Column("name", Kind.TEXT), Column("spend", Kind.DECIMAL), Column("n", Kind.INT)]
     rows = [("a,b", "0.000000000000000000012345", 2**62), ('say "hi"\nbye', "NaN", 0), (None, "-3", -1)]
     out = io.BytesIO()
-    writer = open_writer("CSV", out, columns, {})
+    writer = open_writer(ExportFormat.CSV, out, columns, {})
     writer.write(rows)
     writer.close()
     assert out.getvalue().decode() == (
@@ -371,7 +371,7 @@ def test_json_numbers_and_csv_quoting_follow_the_standards(tmp_path: Path) -> No
         '"say ""hi""\nbye",NaN,0\r\n,-3,-1\r\n'
     )
     out = io.BytesIO()
-    writer = open_writer("NDJSON", out, columns, {})
+    writer = open_writer(ExportFormat.NDJSON, out, columns, {})
     writer.write(rows)
     writer.close()
     lines = [json.loads(line, parse_float=Decimal) for line in out.getvalue().splitlines()]
@@ -391,7 +391,7 @@ def test_xlsx_continues_on_a_new_sheet_past_the_row_limit(
     rows = [(BASE + timedelta(days=n), f" x\x01<{n}> & ", n) for n in range(5)]
     path = tmp_path / "out.xlsx"
     with path.open("wb") as file:
-        writer = open_writer("XLSX", file, columns, {})
+        writer = open_writer(ExportFormat.XLSX, file, columns, {})
         writer.write(rows[:1])
         writer.write(rows[1:])
         writer.close()

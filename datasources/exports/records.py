@@ -154,7 +154,7 @@ async def write_export(
         sink = await asyncio.to_thread(HashingSink.create, destination)
         writer: RowWriter | None = None
         try:
-            writer = open_writer(fmt.value, sink.stream, columns, metadata)
+            writer = open_writer(fmt, sink.stream, columns, metadata)
             written = 0
             note_statement(query)
             async with conn.cursor(name="usage_export") as cursor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, assert_never
 
 from usage_gateway.datasources.exports.columns import Column, Row
 from usage_gateway.datasources.exports.csv import CsvWriter
@@ -55,16 +55,20 @@ class RowWriter(Protocol):
         """Release what the writer holds after a failure (the sink is discarded already)."""
 
 
-def open_writer(fmt: str, sink: IO[bytes], columns: Sequence[Column], metadata: dict[str, Any]) -> RowWriter:
-    """A writer for ``fmt`` (an ExportFormat value) into ``sink``."""
-    if fmt == "CSV":
-        return CsvWriter(sink, columns)
-    if fmt == "JSON":
-        return JsonWriter(sink, columns, metadata)
-    if fmt == "NDJSON":
-        return NdjsonWriter(sink, columns)
-    if fmt == "XLSX":
-        return XlsxWriter(sink, columns)
-    if fmt == "PARQUET":
-        return ParquetWriter(sink, columns, metadata)
-    raise ValueError(f"unknown export format {fmt!r}")
+def open_writer(
+    fmt: ExportFormat, sink: IO[bytes], columns: Sequence[Column], metadata: dict[str, Any]
+) -> RowWriter:
+    """A writer for ``fmt`` into ``sink`` (mypy checks that every format has one)."""
+    match fmt:
+        case ExportFormat.CSV:
+            return CsvWriter(sink, columns)
+        case ExportFormat.JSON:
+            return JsonWriter(sink, columns, metadata)
+        case ExportFormat.NDJSON:
+            return NdjsonWriter(sink, columns)
+        case ExportFormat.XLSX:
+            return XlsxWriter(sink, columns)
+        case ExportFormat.PARQUET:
+            return ParquetWriter(sink, columns, metadata)
+        case _:
+            assert_never(fmt)

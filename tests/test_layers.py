@@ -63,3 +63,60 @@ def test_the_check_sees_upward_and_bare_imports(tmp_path: Path) -> None:
         "import datasources.db\nfrom . import sibling\n"
     )
     assert imported_rooms(module) == {"os", "schema", "server", "datasources"}
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(("usage_gateway", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The modules of ``known`` that ``path`` imports, inside functions too."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found & known
+
+
+def import_circles(paths: list[Path], root: Path = ROOT) -> list[list[str]]:
+    """The groups of modules that import one another, directly or through others."""
+    modules = {module_name(path, root): path for path in paths}
+    edges = {name: imported_modules(path, set(modules)) for name, path in modules.items()}
+    reach: dict[str, set[str]] = {}
+    for start in modules:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for following in edges[todo.pop()] - seen:
+                seen.add(following)
+                todo.append(following)
+        reach[start] = seen
+    groups = {tuple(sorted(m for m in reach[start] if start in reach[m])) for start in modules}
+    return sorted(list(group) for group in groups if group)
+
+
+def product_modules(root: Path) -> list[Path]:
+    return [path for room in (*LAYERS, "devtools", "migrations") for path in (root / room).rglob("*.py")]
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    """Not even lazily, inside a function: two modules that need each other are one module, or share a
+    third below them both (as the export writers share ``exports.columns``)."""
+    assert import_circles(product_modules(ROOT)) == []
+
+
+def test_the_circle_check_sees_lazy_and_roundabout_imports(tmp_path: Path) -> None:
+    room = tmp_path / "datasources" / "exports"
+    room.mkdir(parents=True)
+    (room / "__init__.py").write_text("")
+    (room / "a.py").write_text("from usage_gateway.datasources.exports.b import B\n")
+    (room / "b.py").write_text("import usage_gateway.datasources.exports.c\n")
+    (room / "c.py").write_text("def f():\n    from usage_gateway.datasources.exports import a\n")
+    (room / "d.py").write_text("from usage_gateway.datasources.exports import a\n")
+    assert import_circles(product_modules(tmp_path), tmp_path) == [
+        [f"usage_gateway.datasources.exports.{name}" for name in "abc"]
+    ]

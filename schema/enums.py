@@ -1,4 +1,5 @@
-"""The enums of the contract. Where the data layer has the same notion, its member is the value."""
+"""The enums of the contract. Where the data layer has the same notion, its member is the value, or the
+data layer's enum is the contract's (registered here, so importing them from here finds them ready)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from enum import Enum
 
 import strawberry
 
+from usage_gateway.datasources.exports.records import ExportFormat as ExportFormat
+from usage_gateway.datasources.exports.records import ExportStatus as ExportStatus
 from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.resolvers import viewer
 
@@ -41,15 +44,6 @@ class Role(Enum):
     USER = viewer.Role.USER
 
 
-@strawberry.enum
-class ExportFormat(Enum):
-    CSV = "csv"
-    JSON = "json"
-    NDJSON = "ndjson"
-    XLSX = "xlsx"
-    PARQUET = "parquet"
-
-
 @strawberry.enum(description="A column an export groups its rows by.")
 class ExportDimension(Enum):
     DATE = "date"
@@ -59,10 +53,6 @@ class ExportDimension(Enum):
     PROVIDER = "provider"
 
 
-@strawberry.enum
-class ExportStatus(Enum):
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    EXPIRED = "expired"
+# The data layer's enums themselves: a field or argument typed with them takes and gives their members.
+strawberry.enum(ExportFormat, name="ExportFormat")
+strawberry.enum(ExportStatus, name="ExportStatus")

@@ -27,8 +27,8 @@ class Export:
     def from_record(cls, record: ExportRecord, download_url: str | None) -> Export:
         return cls(
             id=strawberry.ID(record.id),
-            status=ExportStatus[record.status.name],
-            format=ExportFormat[record.format.name],
+            status=record.status,
+            format=record.format,
             row_count=None if record.row_count is None else BigInt(record.row_count),
             byte_size=None if record.byte_size is None else BigInt(record.byte_size),
             sha256=record.sha256,

@@ -49,7 +49,7 @@ class Mutation:
         record = await mutations.export_usage(
             info.context,
             filter.requested(),
-            export_data.ExportFormat[format.name],
+            format,
             [export_data.ExportDimension[d.name] for d in group_by],
         )
         return Export.from_record(record, mutations.download_url(record))

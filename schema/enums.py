@@ -7,6 +7,7 @@ from enum import Enum
 
 import strawberry
 
+from usage_gateway.datasources.exports.records import ExportDimension as ExportDimension
 from usage_gateway.datasources.exports.records import ExportFormat as ExportFormat
 from usage_gateway.datasources.exports.records import ExportStatus as ExportStatus
 from usage_gateway.datasources.facts import aggregates as facts
@@ -44,15 +45,7 @@ class Role(Enum):
     USER = viewer.Role.USER
 
 
-@strawberry.enum(description="A column an export groups its rows by.")
-class ExportDimension(Enum):
-    DATE = "date"
-    USER = "user"
-    API_KEY = "api_key"
-    MODEL = "model"
-    PROVIDER = "provider"
-
-
 # The data layer's enums themselves: a field or argument typed with them takes and gives their members.
+strawberry.enum(ExportDimension, name="ExportDimension", description="A column an export groups its rows by.")
 strawberry.enum(ExportFormat, name="ExportFormat")
 strawberry.enum(ExportStatus, name="ExportStatus")

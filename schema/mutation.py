@@ -8,7 +8,6 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from usage_gateway.datasources.exports import records as export_data
 from usage_gateway.resolvers import mutations
 from usage_gateway.resolvers.context import Context
 from usage_gateway.schema.enums import ExportDimension, ExportFormat
@@ -50,7 +49,7 @@ class Mutation:
             info.context,
             filter.requested(),
             format,
-            [export_data.ExportDimension[d.name] for d in group_by],
+            group_by,
         )
         return Export.from_record(record, mutations.download_url(record))
 

@@ -17,6 +17,7 @@ from tests.gateway_harness import clock_at, long_after, stored_cells
 from tests.test_day_cache import GOLDEN, day_fetches, spread_rows
 from usage_gateway.datasources.daycache.days import Clock
 from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.exports.records import ExportDimension, ExportFormat, get_export
 from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
 from usage_gateway.resolvers.viewer import Role
 
@@ -179,3 +180,28 @@ async def test_export_usage_writes_a_downloadable_file_that_sums_to_the_totals(
             assert unknown.status_code == 404
             nul = await gw.client.get("/exports/a%00b", headers={"Authorization": f"Bearer {gw.admin}"})
             assert nul.status_code == 404
+
+
+async def test_export_usage_takes_the_format_and_dimensions_as_the_data_layer_names_them(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    days = [date(2026, 11, 5)]
+    store = LiteLLMStore(keys=[], users=[], rows=spread_rows(days, per_day=2))
+    query = """
+    mutation($from: Date!, $to: Date!) {
+      exportUsage(filter: {from: $from, to: $to}, format: NDJSON, groupBy: [MODEL, DATE, MODEL]) {
+        id status format
+      }
+    }"""
+    with running_litellm(store) as url:
+        async with gateway_with_litellm(
+            database_url, redis_url, url, clock=clock_at(long_after(days[-1])), export_dir=tmp_path
+        ) as gw:
+            export = (await gw.data(query, {"from": "2026-11-05", "to": "2026-11-05"}))["exportUsage"]
+            assert (export["status"], export["format"]) == ("DONE", "NDJSON")
+            record = await get_export(gw.db, export["id"])
+            assert record is not None
+            assert record.format is ExportFormat.NDJSON
+            assert record.group_by == (ExportDimension.MODEL, ExportDimension.DATE)
+            first = json.loads((tmp_path / f"{record.id}.ndjson").read_text().splitlines()[0])
+            assert list(first)[:2] == ["model", "date"]

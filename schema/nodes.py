@@ -6,7 +6,9 @@ A node's numbers are plain attributes, filled when the node is built; only field
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import Generic, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -23,6 +25,7 @@ from usage_gateway.schema.metrics import PageInfo, UsageMetrics, UsagePoint, poi
 from usage_gateway.schema.selection import site
 
 TOKEN_HASH_PREFIX = 12
+T = TypeVar("T")
 SHARE = "Fraction of the parent's spend: of the filtered total for top-level nodes, else of the parent node."
 
 
@@ -172,58 +175,14 @@ def page_info(page: NodePage) -> PageInfo:
 
 
 @strawberry.type
-class UserUsageConnection:
+class Connection(Generic[T]):
+    """A page of a breakdown. Strawberry names each use after its node type: ``Connection[UserUsage]`` is
+    ``UserUsageConnection`` in the schema."""
+
     total_count: int
     page_info: PageInfo
-    nodes: list[UserUsage]
+    nodes: list[T]
 
     @classmethod
-    def of(cls, page: NodePage) -> UserUsageConnection:
-        return cls(
-            total_count=page.total_count, page_info=page_info(page), nodes=list(map(UserUsage.of, page.nodes))
-        )
-
-
-@strawberry.type
-class ModelUsageConnection:
-    total_count: int
-    page_info: PageInfo
-    nodes: list[ModelUsage]
-
-    @classmethod
-    def of(cls, page: NodePage) -> ModelUsageConnection:
-        return cls(
-            total_count=page.total_count,
-            page_info=page_info(page),
-            nodes=list(map(ModelUsage.of, page.nodes)),
-        )
-
-
-@strawberry.type
-class ProviderUsageConnection:
-    total_count: int
-    page_info: PageInfo
-    nodes: list[ProviderUsage]
-
-    @classmethod
-    def of(cls, page: NodePage) -> ProviderUsageConnection:
-        return cls(
-            total_count=page.total_count,
-            page_info=page_info(page),
-            nodes=list(map(ProviderUsage.of, page.nodes)),
-        )
-
-
-@strawberry.type
-class ApiKeyUsageConnection:
-    total_count: int
-    page_info: PageInfo
-    nodes: list[ApiKeyUsage]
-
-    @classmethod
-    def of(cls, page: NodePage) -> ApiKeyUsageConnection:
-        return cls(
-            total_count=page.total_count,
-            page_info=page_info(page),
-            nodes=list(map(ApiKeyUsage.of, page.nodes)),
-        )
+    def of(cls, page: NodePage, node: Callable[[Node], T]) -> Connection[T]:
+        return cls(total_count=page.total_count, page_info=page_info(page), nodes=list(map(node, page.nodes)))

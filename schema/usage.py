@@ -18,12 +18,7 @@ from usage_gateway.schema.enums import Granularity
 from usage_gateway.schema.fields import described
 from usage_gateway.schema.inputs import UsageOrder, to_order
 from usage_gateway.schema.metrics import UsageMetrics, UsagePoint, points
-from usage_gateway.schema.nodes import (
-    ApiKeyUsageConnection,
-    ModelUsageConnection,
-    ProviderUsageConnection,
-    UserUsageConnection,
-)
+from usage_gateway.schema.nodes import ApiKeyUsage, Connection, ModelUsage, ProviderUsage, UserUsage
 from usage_gateway.schema.selection import ACTIVE_COUNTS, selects_any, site
 
 
@@ -83,9 +78,9 @@ class Usage:
         order_by: UsageOrder | None = None,
         min_spend: float | None = None,
         max_spend: float | None = None,
-    ) -> UserUsageConnection:
+    ) -> Connection[UserUsage]:
         page = await self._page(info, Dimension.USER, first, after, order_by, min_spend, max_spend)
-        return UserUsageConnection.of(page)
+        return Connection.of(page, UserUsage.of)
 
     @strawberry.field
     async def by_model(
@@ -94,8 +89,9 @@ class Usage:
         first: int = 50,
         after: str | None = None,
         order_by: UsageOrder | None = None,
-    ) -> ModelUsageConnection:
-        return ModelUsageConnection.of(await self._page(info, Dimension.MODEL, first, after, order_by))
+    ) -> Connection[ModelUsage]:
+        page = await self._page(info, Dimension.MODEL, first, after, order_by)
+        return Connection.of(page, ModelUsage.of)
 
     @strawberry.field
     async def by_provider(
@@ -104,8 +100,9 @@ class Usage:
         first: int = 50,
         after: str | None = None,
         order_by: UsageOrder | None = None,
-    ) -> ProviderUsageConnection:
-        return ProviderUsageConnection.of(await self._page(info, Dimension.PROVIDER, first, after, order_by))
+    ) -> Connection[ProviderUsage]:
+        page = await self._page(info, Dimension.PROVIDER, first, after, order_by)
+        return Connection.of(page, ProviderUsage.of)
 
     @strawberry.field
     async def by_api_key(
@@ -114,8 +111,9 @@ class Usage:
         first: int = 50,
         after: str | None = None,
         order_by: UsageOrder | None = None,
-    ) -> ApiKeyUsageConnection:
-        return ApiKeyUsageConnection.of(await self._page(info, Dimension.API_KEY, first, after, order_by))
+    ) -> Connection[ApiKeyUsage]:
+        page = await self._page(info, Dimension.API_KEY, first, after, order_by)
+        return Connection.of(page, ApiKeyUsage.of)
 
     async def _page(
         self,

@@ -1,4 +1,5 @@
-"""The request's DataLoaders, one per module, built fresh for every request."""
+"""The request's DataLoaders (aiodataloader, through :class:`base.Loader`), one per module, built fresh
+for every request."""
 
 from __future__ import annotations
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from strawberry.dataloader import DataLoader
-
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.directory.lookups import ApiKeyRecord, api_keys_by_token_hashes
+from usage_gateway.resolvers.loaders.base import Loader
 from usage_gateway.resolvers.slices import Site
 
 ApiKeyKey = tuple[Site, str]
-ApiKeyLoader = DataLoader[ApiKeyKey, ApiKeyRecord | None]
+ApiKeyLoader = Loader[ApiKeyKey, ApiKeyRecord | None]
 
 
 def api_key_loader(db: Database) -> ApiKeyLoader:
@@ -25,4 +24,4 @@ def api_key_loader(db: Database) -> ApiKeyLoader:
         records = {bucket: record for part in found for bucket, record in part.items()}
         return [records.get(bucket) for _, bucket in keys]
 
-    return DataLoader(load)
+    return Loader(load)

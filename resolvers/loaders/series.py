@@ -7,12 +7,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
-from strawberry.dataloader import DataLoader
-
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, Granularity, UsageTotals
 from usage_gateway.datasources.facts.nested import series_by_paths
+from usage_gateway.resolvers.loaders.base import Loader
 from usage_gateway.resolvers.slices import Site, Slice
 
 Series = list[tuple[date, UsageTotals]]
@@ -30,7 +29,7 @@ class SeriesKey:
         return (self.slice.base, self.slice.dims, self.granularity, self.slice.active_counts, self.site)
 
 
-SeriesLoader = DataLoader[SeriesKey, Series]
+SeriesLoader = Loader[SeriesKey, Series]
 
 
 async def _series(db: Database, group: _Group, paths: list[tuple[str, ...]]) -> dict[tuple[str, ...], Series]:
@@ -53,4 +52,4 @@ def series_loader(db: Database) -> SeriesLoader:
         by_group = dict(zip(groups, answers, strict=True))
         return [by_group[key.group][key.slice.path] for key in keys]
 
-    return DataLoader(load)
+    return Loader(load)

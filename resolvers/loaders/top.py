@@ -7,12 +7,11 @@ import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 
-from strawberry.dataloader import DataLoader
-
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, GroupRow
 from usage_gateway.datasources.facts.nested import top_within_paths
+from usage_gateway.resolvers.loaders.base import Loader
 from usage_gateway.resolvers.slices import Site, Slice
 
 _Group = tuple[FactFilter, tuple[Dimension, ...], Dimension, int, bool, Site]
@@ -30,7 +29,7 @@ class TopKey:
         return (self.slice.base, self.slice.dims, self.inner, self.first, self.slice.active_counts, self.site)
 
 
-TopLoader = DataLoader[TopKey, list[GroupRow]]
+TopLoader = Loader[TopKey, list[GroupRow]]
 
 
 async def _top(
@@ -53,4 +52,4 @@ def top_loader(db: Database) -> TopLoader:
         by_group = dict(zip(groups, answers, strict=True))
         return [by_group[key.group][key.slice.path] for key in keys]
 
-    return DataLoader(load)
+    return Loader(load)

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
-from strawberry.dataloader import DataLoader
-
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.datasources.facts.aggregates import FactFilter, UsageTotals
+from usage_gateway.resolvers.loaders.base import Loader
 
 TotalsKey = tuple[FactFilter, bool]
-TotalsLoader = DataLoader[TotalsKey, UsageTotals]
+TotalsLoader = Loader[TotalsKey, UsageTotals]
 
 
 def totals_loader(db: Database) -> TotalsLoader:
@@ -22,4 +21,4 @@ def totals_loader(db: Database) -> TotalsLoader:
         # Distinct filters are distinct aggregates: one statement each, a handful per request at most.
         return list(await asyncio.gather(*(facts.totals(db, f, active_counts=active) for f, active in keys)))
 
-    return DataLoader(load)
+    return Loader(load)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from strawberry.dataloader import DataLoader
-
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.directory.lookups import UserRecord, users_by_ids
+from usage_gateway.resolvers.loaders.base import Loader
 from usage_gateway.resolvers.slices import Site
 
 UserKey = tuple[Site, str]
-UserLoader = DataLoader[UserKey, UserRecord | None]
+UserLoader = Loader[UserKey, UserRecord | None]
 
 
 def user_loader(db: Database) -> UserLoader:
@@ -24,4 +23,4 @@ def user_loader(db: Database) -> UserLoader:
         records = {user_id: record for part in found for user_id, record in part.items()}
         return [records.get(user_id) for _, user_id in keys]
 
-    return DataLoader(load)
+    return Loader(load)

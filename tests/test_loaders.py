@@ -1,5 +1,6 @@
 """The request's loaders (``resolvers/loaders/base.py``): aiodataloader's batching and caching, and what the
-wrapper adds to it: a batch nobody waits for is cancelled, a cancelled load is loaded again."""
+wrapper adds to it: a batch nobody waits for is cancelled, a cancelled load is loaded again. Then the
+grouped batch skeleton (``resolvers/loaders/grouped.py``): one query per group, answers in key order."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import pytest
 
 from usage_gateway.resolvers.loaders.base import Loader
+from usage_gateway.resolvers.loaders.grouped import grouped
 
 
 class Recorder:
@@ -97,3 +99,29 @@ async def test_a_cancelled_load_is_loaded_again() -> None:
     batch.gate.set()
     assert await loader.load("a") == "A"
     assert batch.calls == [["a"], ["a"]]
+
+
+def pair(key: tuple[str, int]) -> tuple[str, int]:
+    return key
+
+
+async def test_grouped_runs_one_query_per_group_and_answers_each_key_in_order() -> None:
+    queries: list[tuple[str, list[int]]] = []
+
+    async def query(group: str, parts: list[int]) -> dict[int, str]:
+        queries.append((group, parts))
+        return {part: f"{group}{part}" for part in parts}
+
+    batch = grouped(pair, query)
+    answers = await batch([("a", 1), ("b", 2), ("a", 3), ("c", 1), ("b", 1)])
+    assert answers == ["a1", "b2", "a3", "c1", "b1"]
+    assert queries == [("a", [1, 3]), ("b", [2, 1]), ("c", [1])]
+    assert await batch([]) == []
+
+
+async def test_grouped_fails_when_a_query_leaves_a_part_unanswered() -> None:
+    async def query(group: str, parts: list[int]) -> dict[int, str]:
+        return {part: group for part in parts if part != 2}
+
+    with pytest.raises(KeyError):
+        await grouped(pair, query)([("a", 1), ("a", 2)])

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, Granularity, UsageTotals
 from usage_gateway.datasources.facts.nested import series_by_paths
 from usage_gateway.resolvers.loaders.base import Loader
+from usage_gateway.resolvers.loaders.grouped import grouped
 from usage_gateway.resolvers.slices import Site, Slice
 
 Series = list[tuple[date, UsageTotals]]
@@ -27,6 +27,9 @@ class SeriesKey:
     @property
     def group(self) -> _Group:
         return (self.slice.base, self.slice.dims, self.granularity, self.slice.active_counts, self.site)
+
+    def split(self) -> tuple[_Group, tuple[str, ...]]:
+        return self.group, self.slice.path
 
 
 SeriesLoader = Loader[SeriesKey, Series]
@@ -44,12 +47,4 @@ async def _series(db: Database, group: _Group, paths: list[tuple[str, ...]]) -> 
 
 
 def series_loader(db: Database) -> SeriesLoader:
-    async def load(keys: list[SeriesKey]) -> list[Series]:
-        groups: dict[_Group, list[tuple[str, ...]]] = defaultdict(list)
-        for key in keys:
-            groups[key.group].append(key.slice.path)
-        answers = await asyncio.gather(*(_series(db, group, paths) for group, paths in groups.items()))
-        by_group = dict(zip(groups, answers, strict=True))
-        return [by_group[key.group][key.slice.path] for key in keys]
-
-    return Loader(load)
+    return Loader(grouped(SeriesKey.split, partial(_series, db)))

@@ -3,15 +3,15 @@ dimensions, inner dimension, first), whatever the number of slices."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, GroupRow
 from usage_gateway.datasources.facts.nested import top_within_paths
 from usage_gateway.resolvers.loaders.base import Loader
+from usage_gateway.resolvers.loaders.grouped import grouped
 from usage_gateway.resolvers.slices import Site, Slice
 
 _Group = tuple[FactFilter, tuple[Dimension, ...], Dimension, int, bool, Site]
@@ -27,6 +27,9 @@ class TopKey:
     @property
     def group(self) -> _Group:
         return (self.slice.base, self.slice.dims, self.inner, self.first, self.slice.active_counts, self.site)
+
+    def split(self) -> tuple[_Group, tuple[str, ...]]:
+        return self.group, self.slice.path
 
 
 TopLoader = Loader[TopKey, list[GroupRow]]
@@ -44,12 +47,4 @@ async def _top(
 
 
 def top_loader(db: Database) -> TopLoader:
-    async def load(keys: list[TopKey]) -> list[list[GroupRow]]:
-        groups: dict[_Group, list[tuple[str, ...]]] = defaultdict(list)
-        for key in keys:
-            groups[key.group].append(key.slice.path)
-        answers = await asyncio.gather(*(_top(db, group, paths) for group, paths in groups.items()))
-        by_group = dict(zip(groups, answers, strict=True))
-        return [by_group[key.group][key.slice.path] for key in keys]
-
-    return Loader(load)
+    return Loader(grouped(TopKey.split, partial(_top, db)))

@@ -1,5 +1,6 @@
 """The gateway's ASGI app in this process, on a given database and Redis, timed per request (server time:
-no network, no uvicorn). Its day cache has no LiteLLM: it serves the stored days, as a warm gateway does.
+no network, no uvicorn). Unless given a LiteLLM, its day cache serves the stored days, as a warm gateway
+does.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 
-from usage_gateway.datasources.daycache.days import Clock, DayCache
-from usage_gateway.datasources.db import Database, Params, Query, count_statements
+from usage_gateway.datasources.daycache.days import Clock
+from usage_gateway.datasources.db import Params, Query, count_statements
 from usage_gateway.resolvers.viewer import Role
 from usage_gateway.server.app import create_app
 from usage_gateway.server.config import Settings
@@ -85,35 +85,22 @@ class BenchGateway:
 
 @asynccontextmanager
 async def open_gateway(
-    database_url: str, redis_url: str, last_day: date, *, answer_cache: bool
+    database_url: str, redis_url: str, last_day: date, *, answer_cache: bool, **settings: Any
 ) -> AsyncIterator[BenchGateway]:
-    """The app with the default settings (but :data:`OVERRIDES`), the answer cache on or off."""
-    settings = Settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        jwt_secret=SECRET,
-        litellm_url=None,
-        answer_cache_ttl_seconds=300 if answer_cache else 0,
+    """The app as the server opens it (``Resources.open``) with the default settings but
+    :data:`OVERRIDES` and ``settings``, the answer cache on or off, on a clock that has every day of the
+    data set closed. Without a ``litellm_url`` it serves the stored days, as a warm gateway does."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "jwt_secret": SECRET,
+        "litellm_url": None,
+        "answer_cache_ttl_seconds": 300 if answer_cache else 0,
         **OVERRIDES,
-    )
-    # As Resources.open sizes the pool and sets the statement timeout.
-    pool_size = max(settings.db_pool_size, 2 * settings.litellm_concurrency + 4)
-    db = await Database.open(
-        database_url,
-        max_size=pool_size,
-        statement_timeout_ms=round(settings.db_statement_timeout_seconds * 1000),
-    )
-    redis = Redis.from_url(redis_url)
-    days = DayCache(
-        db,
-        None,
-        redis,
-        today_ttl_seconds=settings.today_ttl_seconds,
-        close_after_hours=settings.close_after_hours,
-        clock=pinned_clock(last_day),
-    )
-    resources = Resources(settings, db, redis, None, days)
-    app = create_app(settings, resources=resources)
+        **settings,
+    }
+    resources = await Resources.open(Settings(**values), clock=pinned_clock(last_day))
+    app = create_app(resources.settings, resources=resources)
     token = issue_token(SECRET, "bench", [Role.ADMIN])
     try:
         async with httpx.AsyncClient(

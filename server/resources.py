@@ -5,17 +5,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 import structlog
 from redis.asyncio import Redis
 
 from usage_gateway.datasources.answer_cache import AnswerCache
-from usage_gateway.datasources.daycache.days import DayCache
+from usage_gateway.datasources.daycache.days import Clock, DayCache, utc_now
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.litellm.client import LiteLLMClient
 from usage_gateway.migrations import apply_migrations
 from usage_gateway.server.config import Settings
 
 log = structlog.get_logger(__name__)
+
+
+def _answer_cache(settings: Settings, redis: Redis | None, clock: Clock) -> AnswerCache | None:
+    """On with Redis and ANSWER_CACHE_TTL_SECONDS > 0."""
+    ttl = settings.answer_cache_ttl_seconds
+    if redis is None or ttl <= 0:
+        return None
+    return AnswerCache(redis, ttl, today_ttl_seconds=settings.today_ttl_seconds, clock=clock)
 
 
 @dataclass
@@ -29,12 +38,23 @@ class Resources:
     answers: AnswerCache | None = None
 
     def __post_init__(self) -> None:
-        ttl = self.settings.answer_cache_ttl_seconds
-        if self.answers is None and self.redis is not None and ttl > 0:
-            self.answers = AnswerCache(self.redis, ttl, today_ttl_seconds=self.settings.today_ttl_seconds)
+        if self.answers is None:
+            self.answers = _answer_cache(self.settings, self.redis, utc_now)
 
     @classmethod
-    async def open(cls, settings: Settings) -> Resources:
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        transport: httpx.AsyncBaseTransport | None = None,
+        litellm_backoff_seconds: float = 0.2,
+    ) -> Resources:
+        """Everything the settings name, opened. The keywords are for tests and benchmarks, their defaults
+        what the server runs with: ``clock`` is the day cache's and the answer cache's now (which days
+        are closed, how long an answer lives); ``transport`` carries the LiteLLM client's requests (the
+        network, or e.g. one that injects faults); ``litellm_backoff_seconds`` scales the client's
+        randomised wait between retries (LITELLM_RETRIES says how many)."""
         if settings.migrate_on_start:
             apply_migrations(settings.database_url)
         # Day fetches hold a connection for their lock (without Redis) and another to write the day.
@@ -59,6 +79,8 @@ class Resources:
                 retries=settings.litellm_retries,
                 concurrency=settings.litellm_concurrency,
                 page_size=settings.litellm_page_size,
+                backoff_seconds=litellm_backoff_seconds,
+                transport=transport,
             )
         else:
             log.warning("litellm.absent", effect="only days already stored are served")
@@ -69,8 +91,9 @@ class Resources:
             today_ttl_seconds=settings.today_ttl_seconds,
             close_after_hours=settings.close_after_hours,
             concurrency=settings.litellm_concurrency,
+            clock=clock,
         )
-        return cls(settings, db, redis, litellm, days)
+        return cls(settings, db, redis, litellm, days, _answer_cache(settings, redis, clock))
 
     async def close(self) -> None:
         if self.litellm is not None:

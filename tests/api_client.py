@@ -15,13 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 
 from tests.facts_data import py_groups, py_order, py_series
-from usage_gateway.datasources.daycache.days import Clock, DayCache, days_between, utc_now
+from usage_gateway.datasources.daycache.days import Clock, days_between, utc_now
 from usage_gateway.datasources.db import Database, StatementCounter, count_statements
 from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, GroupRow, Order, UsageTotals
-from usage_gateway.datasources.litellm.client import LiteLLMClient
 from usage_gateway.resolvers.viewer import Role
 from usage_gateway.server.app import create_app
 from usage_gateway.server.config import Settings
@@ -114,39 +112,29 @@ async def open_gateway(
     clock: Clock = utc_now,
     **overrides: Any,
 ) -> AsyncIterator[Gateway]:
-    """The app on real Postgres (and Redis); with ``litellm_url`` its day cache reads that LiteLLM."""
+    """The app on real Postgres (and Redis), opened by ``Resources.open``; with ``litellm_url`` its day
+    cache reads that LiteLLM, retrying once, soon."""
     settings = Settings(
         **{
             "database_url": database_url,
             "redis_url": redis_url,
             "jwt_secret": SECRET,
             "litellm_url": litellm_url,
+            "litellm_master_key": LITELLM_MASTER_KEY,
+            "litellm_retries": 1,
             # Tests write facts straight into Postgres, which moves no data version: answers cached by an
             # earlier example would be served. tests/test_answer_cache.py turns the cache on.
             "answer_cache_ttl_seconds": 0,
             **overrides,
         }
     )
-    db = await Database.open(database_url, max_size=20)
-    redis = Redis.from_url(redis_url) if redis_url else None
-    litellm = (
-        LiteLLMClient(
-            litellm_url,
-            LITELLM_MASTER_KEY,
-            retries=1,
-            backoff_seconds=0.01,
-            page_size=settings.litellm_page_size,
-        )
-        if litellm_url
-        else None
-    )
-    resources = Resources(settings, db, redis, litellm, DayCache(db, litellm, redis, clock=clock))
+    resources = await Resources.open(settings, clock=clock, litellm_backoff_seconds=0.01)
     app = create_app(settings, resources=resources)
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"
         ) as client:
-            yield Gateway(client, db, settings)
+            yield Gateway(client, resources.db, settings)
     finally:
         await resources.close()
 

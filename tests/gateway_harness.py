@@ -1,4 +1,5 @@
-"""A gateway data layer (Postgres, optional Redis, LiteLLM client, day cache) for one test."""
+"""A gateway data layer (Postgres, optional Redis, LiteLLM client, day cache) for one test, opened as the
+server opens it: ``Resources.open``."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+import httpx
 from redis.asyncio import Redis
 
 from usage_gateway.datasources.daycache.days import Clock, DayCache
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.litellm.client import LiteLLMClient
 from usage_gateway.datasources.litellm.day_metrics import DayMetrics
+from usage_gateway.server.config import Settings
+from usage_gateway.server.resources import Resources
 
 MASTER_KEY = "sk-master-1234"
 
@@ -30,10 +34,24 @@ def long_after(day: date) -> datetime:
 
 @dataclass
 class Gateway:
-    db: Database
-    client: LiteLLMClient
-    days: DayCache
-    redis: Redis | None
+    resources: Resources
+
+    @property
+    def db(self) -> Database:
+        return self.resources.db
+
+    @property
+    def client(self) -> LiteLLMClient:
+        assert self.resources.litellm is not None
+        return self.resources.litellm
+
+    @property
+    def days(self) -> DayCache:
+        return self.resources.days
+
+    @property
+    def redis(self) -> Redis | None:
+        return self.resources.redis
 
 
 @contextlib.asynccontextmanager
@@ -44,33 +62,31 @@ async def gateway(
     redis_url: str | None = None,
     clock: Clock,
     page_size: int = 1000,
-    today_ttl_seconds: float = 300,
+    today_ttl_seconds: int = 300,
     retries: int = 2,
     timeout_seconds: float = 5.0,
     concurrency: int = 8,
     master_key: str = MASTER_KEY,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Gateway]:
-    db = await Database.open(database_url, max_size=2 * concurrency + 4)
-    redis = Redis.from_url(redis_url) if redis_url else None
-    client = LiteLLMClient(
-        litellm_url,
-        master_key,
-        timeout_seconds=timeout_seconds,
-        retries=retries,
-        concurrency=concurrency,
-        page_size=page_size,
-        backoff_seconds=0.01,
+    """What ``Resources.open`` opens for these settings, retrying soon (``transport``: the LiteLLM
+    client's, e.g. one that injects faults)."""
+    settings = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        litellm_url=litellm_url,
+        litellm_master_key=master_key,
+        litellm_concurrency=concurrency,
+        litellm_page_size=page_size,
+        litellm_timeout_seconds=timeout_seconds,
+        litellm_retries=retries,
+        today_ttl_seconds=today_ttl_seconds,
     )
-    days = DayCache(
-        db, client, redis, today_ttl_seconds=today_ttl_seconds, concurrency=concurrency, clock=clock
-    )
+    resources = await Resources.open(settings, clock=clock, transport=transport, litellm_backoff_seconds=0.01)
     try:
-        yield Gateway(db, client, days, redis)
+        yield Gateway(resources)
     finally:
-        await client.close()
-        if redis is not None:
-            await redis.aclose()
-        await db.close()
+        await resources.close()
 
 
 async def stored_cells(db: Database) -> dict[tuple[date, str, str, str, str], DayMetrics]:

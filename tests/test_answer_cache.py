@@ -25,9 +25,8 @@ from tests.api_client import (
 from tests.gateway_harness import clock_at, long_after
 from tests.litellm_rows import make_row
 from usage_gateway.datasources.answer_cache import AnswerCache
-from usage_gateway.datasources.daycache.days import Clock, DayCache, RangeReport
-from usage_gateway.datasources.db import Database, count_statements
-from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.datasources.daycache.days import Clock, RangeReport
+from usage_gateway.datasources.db import count_statements
 from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
 from usage_gateway.resolvers.viewer import Role
 from usage_gateway.server.app import create_app
@@ -94,7 +93,7 @@ async def gateway(
     litellm_url: str | None,
     *,
     clock: Clock,
-    today_ttl_seconds: float = 300,
+    today_ttl_seconds: int = 300,
     answers_redis_url: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[tuple[Gateway, Redis]]:
@@ -104,17 +103,20 @@ async def gateway(
         redis_url=redis_url,
         jwt_secret=SECRET,
         litellm_url=litellm_url,
+        litellm_master_key=LITELLM_MASTER_KEY,
+        litellm_retries=1,
+        today_ttl_seconds=today_ttl_seconds,
         **overrides,
     )
-    db = await Database.open(database_url, max_size=20)
-    redis = Redis.from_url(redis_url)
-    answers_redis = Redis.from_url(answers_redis_url) if answers_redis_url else redis
-    client = LiteLLMClient(litellm_url, LITELLM_MASTER_KEY, retries=1) if litellm_url else None
-    days = DayCache(db, client, redis, today_ttl_seconds=today_ttl_seconds, clock=clock)
-    answers = AnswerCache(
-        answers_redis, settings.answer_cache_ttl_seconds, today_ttl_seconds=today_ttl_seconds, clock=clock
-    )
-    resources = Resources(settings, db, redis, client, days, answers)
+    resources = await Resources.open(settings, clock=clock)
+    db, redis = resources.db, resources.redis
+    assert redis is not None
+    answers_redis = redis
+    if answers_redis_url:  # the answer cache on a Redis of its own
+        answers_redis = Redis.from_url(answers_redis_url)
+        resources.answers = AnswerCache(
+            answers_redis, settings.answer_cache_ttl_seconds, today_ttl_seconds=today_ttl_seconds, clock=clock
+        )
     if await db.fetch_one("SELECT 1 FROM users LIMIT 1") is None:
         await seed_directory(
             db,
@@ -254,7 +256,7 @@ async def test_mutations_and_export_lookups_are_never_cached(database_url: str, 
 
 async def test_an_answer_over_open_days_expires_when_they_go_stale(database_url: str, redis_url: str) -> None:
     today = date(2026, 10, 6)
-    ttl = 2.0
+    ttl = 2
     with litellm(rows_for(DAYS)) as (store, url):
         async with gateway(
             database_url,

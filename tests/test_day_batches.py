@@ -15,15 +15,13 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis.asyncio import Redis
 
 from tests.expected import assert_same_cells, expected_cells
-from tests.gateway_harness import MASTER_KEY, clock_at, gateway, long_after, stored_cells
+from tests.gateway_harness import clock_at, gateway, long_after, stored_cells
 from tests.litellm_rows import make_row
 from tests.test_day_cache import AGGREGATED, DAILY, day_fetches, spread_rows
 from usage_gateway.datasources.daycache.days import DayCache, days_between, plan_batches
 from usage_gateway.datasources.db import Database
-from usage_gateway.datasources.litellm.client import LiteLLMClient
 from usage_gateway.devtools.litellm_compat import Faults, LiteLLMStore, running_litellm
 
 D = date(2026, 11, 10)
@@ -251,18 +249,17 @@ async def cache_over(
     concurrency: int = 8,
     redis_url: str | None = None,
 ) -> AsyncIterator[tuple[Database, DayCache]]:
-    db = await Database.open(database_url, max_size=2 * concurrency + 4)
-    client = LiteLLMClient(
-        url, MASTER_KEY, retries=1, backoff_seconds=0.01, concurrency=concurrency, transport=transport
-    )
-    redis = Redis.from_url(redis_url) if redis_url else None
-    try:
-        yield db, DayCache(db, client, redis, concurrency=concurrency, clock=clock_at(long_after(last_day)))
-    finally:
-        await client.close()
-        await db.close()
-        if redis is not None:
-            await redis.aclose()
+    async with gateway(
+        database_url,
+        url,
+        redis_url=redis_url,
+        clock=clock_at(long_after(last_day)),
+        retries=1,
+        timeout_seconds=30.0,
+        concurrency=concurrency,
+        transport=transport,
+    ) as gw:
+        yield gw.db, gw.days
 
 
 async def test_a_day_litellm_cannot_serve_is_reported_and_the_rest_of_its_batch_is_stored(

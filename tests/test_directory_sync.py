@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.gateway_harness import MASTER_KEY, gateway, long_after
+from tests.gateway_harness import gateway, long_after
 from tests.golden_files import GOLDEN_DIR
+from usage_gateway.datasources.daycache.days import utc_now
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.directory.sync import SyncCounts, sync_directory
 from usage_gateway.datasources.litellm.client import LiteLLMClient
@@ -74,13 +75,8 @@ def litellm() -> Iterator[tuple[LiteLLMStore, str]]:
 @pytest.fixture
 async def env(database_url: str, litellm: tuple[LiteLLMStore, str]) -> AsyncIterator[Env]:
     store, url = litellm
-    db = await Database.open(database_url, max_size=4)
-    client = LiteLLMClient(url, MASTER_KEY, retries=1, backoff_seconds=0.01)
-    try:
-        yield Env(db, client, store, url)
-    finally:
-        await client.close()
-        await db.close()
+    async with gateway(database_url, url, clock=utc_now, retries=1, timeout_seconds=30.0) as gw:
+        yield Env(gw.db, gw.client, store, url)
 
 
 async def test_the_first_sync_brings_in_every_user_and_key(env: Env) -> None:

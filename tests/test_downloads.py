@@ -15,7 +15,6 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.facts_data import BASE, make_fact, replace_facts
-from usage_gateway.datasources.daycache.days import DayCache
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.exports.records import (
     ExportFormat,
@@ -61,9 +60,11 @@ class Downloads:
 async def downloads(database_url: str, tmp_path: Path) -> AsyncIterator[Downloads]:
     from usage_gateway.server.downloads import download_route
 
-    settings = Settings(database_url=database_url, jwt_secret=SECRET, export_dir=tmp_path)
-    db = await Database.open(database_url, max_size=4)
-    resources = Resources(settings, db, None, None, DayCache(db, None))
+    settings = Settings(
+        database_url=database_url, redis_url=None, litellm_url=None, jwt_secret=SECRET, export_dir=tmp_path
+    )
+    resources = await Resources.open(settings)
+    db = resources.db
     now = [datetime.now(UTC)]
     app = Starlette(routes=[download_route(settings, lambda: resources, clock=lambda: now[0])])
     await replace_facts(db, [make_fact(BASE), make_fact(BASE, user_id="bob", spend="2")])
@@ -72,7 +73,7 @@ async def downloads(database_url: str, tmp_path: Path) -> AsyncIterator[Download
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield Downloads(client, db, tmp_path, now)
     finally:
-        await db.close()
+        await resources.close()
 
 
 async def test_the_requester_and_admins_get_the_file(downloads: Downloads) -> None:

@@ -1,8 +1,9 @@
 """Exports: ``usage-gateway export`` of date × user × key × model × provider rows, CSV and Parquet, over a
 quarter and over a year, each in a fresh process: its wall time and peak RSS (the child's own
-``ru_maxrss``, from ``wait4``). Baseline of the time: Postgres alone streaming the same rows as CSV
-(``COPY (the export's query) TO STDOUT``). Baseline of the memory: the same export over the shorter
-range — flat memory means the year costs no more than the quarter."""
+``VmHWM``). Baseline of the time: Postgres alone streaming the same rows as CSV (``COPY (the export's
+query) TO STDOUT``). Baseline of the memory: the same export over the shorter range — flat memory means
+the year costs no more than the quarter. ``--export-formats`` (any of the CLI's: JSON, NDJSON and XLSX
+too) and ``--export-days`` change the plan's."""
 
 from __future__ import annotations
 

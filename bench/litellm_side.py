@@ -6,19 +6,23 @@ scale a few hundred milliseconds of CPU per 1,000-row page, on the machine the g
 one interpreter lock. A real LiteLLM answers from its own machines, so that CPU would measure this
 stand-in rather than the gateway. The store does not change during the benchmark, so each answer is
 computed once and replayed afterwards (:class:`Replaying`): once warmed up by an untimed pass, every
-request costs the latency plus the sending of a stored answer. Requests are counted by kind here, and
-how many had to be computed.
+request costs the latency plus the sending of a stored answer (``--no-replay`` computes every answer
+anew, timing the stand-in's CPU too). Requests are counted by kind here, and how many had to be computed.
+
+``--legacy-share`` gives some rows the NULL ``user_id`` older LiteLLMs wrote (:func:`with_legacy_rows`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import multiprocessing
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,13 +44,33 @@ def kind(path: str, params: dict[str, str]) -> str:
     return "pages"
 
 
+def with_legacy_rows(rows: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """``rows`` where ``share`` of the (date, key, model) groups that went to two providers carry a
+    legacy row: its ``user_id`` NULL, as LiteLLM before ``''`` was written. Such a key spans two users
+    and two providers within one model, the case narrowing by user has to solve without a filter that
+    selects NULL users. Chosen by a hash of the group, so the same rows come out every run."""
+    if share <= 0:
+        return rows
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[row["date"], row["api_key"], row["model"]].append(row)
+    threshold = int(share * 2**32)
+    for group, members in groups.items():
+        digest = hashlib.sha256("|".join(group).encode()).digest()
+        if len({r["custom_llm_provider"] for r in members}) > 1 and int.from_bytes(digest[:4]) < threshold:
+            min(members, key=lambda r: r["id"])["user_id"] = None
+    return rows
+
+
 class Replaying:
     """ASGI: wait ``latency`` seconds, then send the stored answer to the same request (method, path,
-    parameters in any order, credentials), or compute it with ``app`` and store it if it succeeded."""
+    parameters in any order, credentials), or compute it with ``app`` and store it if it succeeded (and
+    ``replay``: without, every answer is computed)."""
 
-    def __init__(self, app: ASGIApp, latency: float) -> None:
+    def __init__(self, app: ASGIApp, latency: float, *, replay: bool = True) -> None:
         self.app = app
         self.latency = latency
+        self.replay = replay
         self.answers: dict[tuple[object, ...], list[Message]] = {}
         self.counts: Counter[str] = Counter()
 
@@ -68,7 +92,7 @@ class Replaying:
                 answer.append(message)
 
             await self.app(scope, receive, keep)
-            if answer and answer[0].get("status") == 200:
+            if self.replay and answer and answer[0].get("status") == 200:
                 self.answers[key] = answer
         for message in answer:
             await send(message)
@@ -78,17 +102,26 @@ class Replaying:
 class Served:
     rows: int
     api_requests: int
+    legacy_rows: int  # with a NULL user_id
 
 
-def _serve(scale: Scale, indexes: Sequence[int], latency_ms: float, conn: Connection) -> None:
+def _serve(
+    scale: Scale,
+    indexes: Sequence[int],
+    latency_ms: float,
+    legacy_share: float,
+    replay: bool,
+    conn: Connection,
+) -> None:
     """In the child process: sends the URL, then the requests answered since the last time, by kind,
     whenever asked ("counts"), until told anything else or the pipe closes."""
     data = ReferenceData(scale)
-    rows = data.litellm_rows(indexes)
+    rows = with_legacy_rows(data.litellm_rows(indexes), legacy_share)
     store = LiteLLMStore(keys=data.litellm_keys(), users=data.litellm_users(), rows=rows)
-    served = Served(len(rows), sum(int(row["api_requests"]) for row in rows))
+    legacy = sum(row["user_id"] is None for row in rows)
+    served = Served(len(rows), sum(int(row["api_requests"]) for row in rows), legacy)
     app = create_litellm_app(store)
-    replaying = Replaying(app, latency_ms / 1000)
+    replaying = Replaying(app, latency_ms / 1000, replay=replay)
     with serving(replaying, on_stop=app.state.stopping.set) as url:
         conn.send((url, served))
         with contextlib.suppress(EOFError, OSError):
@@ -111,11 +144,14 @@ class LiteLLMProcess:
 
 
 @contextlib.contextmanager
-def litellm_process(scale: Scale, indexes: Sequence[int], latency_ms: float) -> Iterator[LiteLLMProcess]:
+def litellm_process(
+    scale: Scale, indexes: Sequence[int], latency_ms: float, *, legacy_share: float = 0.0, replay: bool = True
+) -> Iterator[LiteLLMProcess]:
     """The server over the rows of these days of the reference data set, in a child process."""
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
-    process = context.Process(target=_serve, args=(scale, list(indexes), latency_ms, theirs), daemon=True)
+    arguments = (scale, list(indexes), latency_ms, legacy_share, replay, theirs)
+    process = context.Process(target=_serve, args=arguments, daemon=True)
     process.start()
     try:
         while not ours.poll(0.2):

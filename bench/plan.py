@@ -29,6 +29,12 @@ class Plan:
     export_days: tuple[int, ...]  # export ranges (the last is the one-year figure)
     export_formats: tuple[str, ...]
     curve_days: tuple[int, ...]
+    # The cold figures' LiteLLM: the share of two-provider (day, key, model) groups given a legacy row
+    # with a NULL user_id; whether its answers are computed once and replayed (else on every request);
+    # whether the cold loads are also timed against the sequential baseline (a minute or more).
+    legacy_share: float = 0.0
+    replay: bool = True
+    cold_baseline: bool = True
 
     @property
     def last_day(self) -> date:

@@ -2,15 +2,16 @@
 
 Each figure is measured in the same run as its baseline and reported as a ratio, with medians over
 ``--repeat`` repetitions (``--slow-repeat`` for the cold loads and the exports, a minute or more each at
-reference scale). Prints a table; writes every raw sample to ``--json``.
+reference scale). Prints a table; writes every raw sample to ``--json``. One module per benchmark:
 
 - cold:        30-day load from a LiteLLM answering every page after 200 ms, against the same pages
-               fetched one after another (bench/cold.py)
+               fetched one after another; the same as a cold dashboard through /graphql; then the day
+               check, totals and daily series warm (bench/cold.py)
 - warm:        the 90-day dashboard's server time against its own SQL run bare (bench/warm.py)
 - concurrency: the same at 1, 10 and 50 concurrent clients, p50/p95 (bench/warm.py)
 - cache:       the same answered from the Redis answer cache (bench/cache.py)
 - statements:  SQL statements per request at 5, 50 and 500 nodes (bench/statements.py)
-- export:      one-year CSV and Parquet export, time and peak RSS (bench/exports.py)
+- export:      one-year export, CSV and Parquet (``--export-formats``), time and peak RSS (bench/exports.py)
 - curves:      the dashboard at 30, 90 and 365 days, and at 1k and 10k users (bench/curves.py)
 
 The filled databases are kept under ``--keep-data`` (bench/cluster.py), so only the first run pays the
@@ -31,8 +32,8 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,13 @@ def exit_on_signal(*stops: Callable[[], None]) -> None:
         signal.signal(number, stop_and_exit)
 
 
+def _drop_expected(_logger: object, _method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """The warm benchmarks' gateways have no LiteLLM on purpose: not worth a warning each."""
+    if event.get("event") == "litellm.absent":
+        raise structlog.DropEvent
+    return event
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
@@ -141,6 +149,74 @@ def _only(value: str) -> tuple[str, ...]:
     return names
 
 
+EXPORT_FORMATS = ("CSV", "JSON", "NDJSON", "XLSX", "PARQUET")
+
+
+def _formats(value: str) -> tuple[str, ...]:
+    names = tuple(name.strip().upper() for name in value.split(",") if name.strip())
+    if not names or any(name not in EXPORT_FORMATS for name in names):
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(EXPORT_FORMATS)} (comma separated)")
+    return names
+
+
+def _counts(value: str) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        numbers = ()
+    if not numbers or min(numbers) < 1:
+        raise argparse.ArgumentTypeError("positive whole numbers, comma separated")
+    return numbers
+
+
+# The plan's sizes a run may change: option, Plan field, help.
+_PLAN_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--dashboard-days", "dashboard_days", "range of the warm, concurrency, cache and statements figures"),
+    ("--cold-days", "cold_days", "range of the cold figures: the data set's last N days"),
+    ("--latency-ms", "latency_ms", "LiteLLM's time per request in the cold figures"),
+    ("--cold-concurrency", "cold_concurrency", "LITELLM_CONCURRENCY of the cold loads, comma separated"),
+    ("--legacy-share", "legacy_share", "share of the cold range's two-provider (day, key, model) groups"
+     " given a legacy row with a NULL user_id, as older LiteLLMs wrote"),
+    ("--export-days", "export_days", "export ranges, comma separated: memory is compared first to last"),
+    ("--export-formats", "export_formats", f"export formats among {', '.join(EXPORT_FORMATS)}"),
+)  # fmt: skip
+_TYPES: dict[str, Callable[[str], Any]] = {
+    "dashboard_days": int,
+    "cold_days": int,
+    "latency_ms": float,
+    "cold_concurrency": _counts,
+    "legacy_share": float,
+    "export_days": _counts,
+    "export_formats": _formats,
+}
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """The plan of ``--scale``, with whatever the options change."""
+    make = Plan.reference if args.scale == "reference" else Plan.smoke
+    plan = make(repeat=args.repeat, slow_repeat=args.slow_repeat)
+    changes: dict[str, Any] = {
+        name: getattr(args, name) for _, name, _ in _PLAN_OPTIONS if getattr(args, name) is not None
+    }
+    return replace(plan, replay=args.replay, cold_baseline=args.cold_baseline, **changes)
+
+
+def check_plan(plan: Plan) -> str | None:
+    """What is wrong with the plan's sizes, if anything."""
+    days = plan.scale.days
+    if not 1 <= plan.dashboard_days <= days // 2:
+        return f"--dashboard-days must be within 1..{days // 2}: its previous period lies in the data set too"
+    if not all(1 <= d <= days for d in (plan.cold_days, *plan.export_days)):
+        return f"--cold-days and --export-days must be within 1..{days} at this scale"
+    if len(plan.export_days) < 2 or list(plan.export_days) != sorted(set(plan.export_days)):
+        return "--export-days: two ranges at least, shortest first"
+    if not 0 <= plan.legacy_share <= 1:
+        return "--legacy-share must be within 0..1"
+    if plan.latency_ms < 0:
+        return "--latency-ms must not be negative"
+    return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,19 +239,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-keep-data", action="store_true", help="fill a temporary cluster, then delete it"
     )
+    sizes = parser.add_argument_group("sizes", "change the plan of --scale (default: its own)")
+    for option, name, text in _PLAN_OPTIONS:
+        sizes.add_argument(option, dest=name, type=_TYPES[name], help=text)
+    sizes.add_argument(
+        "--no-replay",
+        dest="replay",
+        action="store_false",
+        help="cold figures: LiteLLM computes every answer anew (timing our stand-in's CPU too) instead of"
+        " replaying the answers of an untimed warm-up",
+    )
+    sizes.add_argument(
+        "--no-cold-baseline",
+        dest="cold_baseline",
+        action="store_false",
+        help="cold figures: skip the sequential baseline (over a minute at reference scale); no ratio then",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.slow_repeat < 1:
         parser.error("--repeat and --slow-repeat must be at least 1")
+    wrong = check_plan(make_plan(args))
+    if wrong:
+        parser.error(wrong)
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        processors=[_drop_expected, *structlog.get_config()["processors"]],
+    )
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=logging.WARNING)
     logging.getLogger("bench").setLevel(logging.INFO)  # progress of the long benchmarks
-    make = Plan.reference if args.scale == "reference" else Plan.smoke
-    plan = make(repeat=args.repeat, slow_repeat=args.slow_repeat)
+    plan = make_plan(args)
     # A table wider than most terminals: never squeeze it below 150 columns (a pipe counts as 80).
     console = Console(width=max(150, shutil.get_terminal_size((150, 50)).columns))
     began = time.perf_counter()
@@ -207,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     run = {
         "started": started.isoformat(),
         "wall_seconds": seconds,
-        "plan": {"name": plan.name, "repeat": plan.repeat, "slow_repeat": plan.slow_repeat},
+        "plan": asdict(plan),
         "repeats": {"default": plan.repeat, "cold": plan.slow_repeat, "export": plan.slow_repeat},
         "datasets": datasets,
         "cluster_reused": reused,

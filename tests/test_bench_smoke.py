@@ -37,6 +37,7 @@ PLAN = replace(
     cache_requests=8,
     curve_days=(7, 14),
     export_formats=("PARQUET",),
+    legacy_share=0.2,  # a few NULL-user rows (7 at this scale), so that the cold loads narrow by user
 )
 _numbers = itertools.count()
 
@@ -100,7 +101,8 @@ async def test_every_benchmark_runs_and_reports_a_number(
         assert figure["samples"], figure
         assert all(all(map(_numeric, s)) for s in figure["samples"].values()), figure
     assert list(by_group) == list(GROUPS)
-    assert len(by_group["cold"]) == len(PLAN.cold_concurrency)
+    # The loads, the cold dashboard, then the day check, totals and daily series warm.
+    assert len(by_group["cold"]) == len(PLAN.cold_concurrency) + 1 + 3
     assert len(by_group["concurrency"]) == len(by_group["cache"]) == 2 * len(PLAN.clients)
     assert len(by_group["curves"]) == len(PLAN.curve_days) + 1
     url = smoke_cluster.datasets["reference"].url
@@ -120,11 +122,22 @@ async def test_every_benchmark_runs_and_reports_a_number(
     assert statements["details"]["statements"]["5"] == statements["details"]["statements"]["50"] > 0
 
     # The cold load fetched every page the baseline did, and more (narrowing, verification); every row of
-    # the range arrived (bench/cold.py raises otherwise).
+    # the range arrived (bench/cold.py raises otherwise), the legacy NULL-user rows too, narrowed by user.
     cold = by_group["cold"][0]["details"]
     facts, _, _ = _sums(url, last - timedelta(days=PLAN.cold_days - 1), last)
     assert cold["litellm_rows"] == facts
     assert sum(cold["gateway_requests"].values()) >= cold["baseline_requests"] >= PLAN.cold_days
+    assert cold["legacy_null_user_rows"] > 0
+    assert cold["gateway_requests"].get("model=&user_id= pages", 0) > 0
+    # The cold dashboard asked for the previous period too (bench/cold.py checks its sums and freshness).
+    dashboard = by_group["cold"][len(PLAN.cold_concurrency)]
+    assert "dashboard" in dashboard["name"]
+    assert sum(dashboard["details"]["gateway_requests"].values()) > sum(cold["gateway_requests"].values())
+    assert [f["name"].split(": ", 1)[-1] for f in by_group["cold"][-3:]] == [
+        f"{PLAN.cold_days}-d day check",
+        f"{PLAN.cold_days}-d totals",
+        f"{PLAN.cold_days}-d daily series",
+    ]
 
     # Every export wrote one row per fact of its range (date × user × key × model × provider).
     for figure in by_group["export"]:

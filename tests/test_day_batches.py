@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.expected import assert_same_cells, expected_cells
 from tests.gateway_harness import clock_at, gateway, long_after, stored_cells
-from tests.litellm_rows import make_row
+from tests.litellm_rows import COUNTER_COLUMNS, make_row
 from tests.test_day_cache import AGGREGATED, DAILY, day_fetches, spread_rows
 from usage_gateway.datasources.daycache.days import DayCache, days_between, plan_batches
 from usage_gateway.datasources.db import Database
@@ -42,7 +42,9 @@ def expected_requests(rows: Iterable[Mapping[str, Any]], days: Collection[date],
     """1 ``/aggregated`` + every page of one ``model=`` query per model over the batch dates that list it
     + every page of one ``model=&user_id=`` query per (model, named user) a key still needs, over the dates
     that need it (a key with several users and several providers within one model on one date). The
-    owner-less user (``''`` or NULL) is never asked for: it is what the named users leave."""
+    owner-less user (``''`` or NULL) is never asked for: it is what the named users leave, except where
+    that rest cannot be exact (:func:`_read_row_by_row`): then the key's rows of that model and date are
+    read a request each."""
     batch = [r for r in rows if date.fromisoformat(r["date"]) in days]
     by_model: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in batch:
@@ -61,12 +63,36 @@ def expected_requests(rows: Iterable[Mapping[str, Any]], days: Collection[date],
             if len(users) > 1 and len({r["custom_llm_provider"] or "unknown" for r in key_rows}) > 1:
                 for user in users - {""}:
                     need[user].append(when)
+                if _read_row_by_row(key_rows):
+                    requests += len(key_rows)
         for user, user_dates in need.items():
             first, last = min(user_dates), max(user_dates)
             requests += _pages(
                 sum(1 for r in model_rows if r["user_id"] == user and first <= r["date"] <= last), page_size
             )
     return requests
+
+
+def _read_row_by_row(key_rows: list[Mapping[str, Any]]) -> bool:
+    """Whether an undetermined key's owner-less cells must be read row by row: they sit on several
+    providers and one's spend is below a millionth of its provider's (a difference of the provider's
+    and the named users' double sums would not be exact to 1e-9), or they hold a tiny spend and no
+    counter at all (no difference can tell it from rounding)."""
+    owner_less = [r for r in key_rows if not r["user_id"]]
+    if not owner_less:
+        return False
+    providers: dict[str, tuple[float, float, bool]] = {}
+    for row in key_rows:
+        provider = row["custom_llm_provider"] or "unknown"
+        whole, rest, counted = providers.get(provider, (0.0, 0.0, False))
+        if not row["user_id"]:
+            rest += row["spend"]
+            counted |= any(row[column] for column in COUNTER_COLUMNS)
+        providers[provider] = (whole + row["spend"], rest, counted)
+    holding = {p: v for p, v in providers.items() if v[2] or v[1] > 1e-9 * v[0]}
+    if not holding:
+        return any(r["spend"] for r in owner_less)
+    return len(holding) > 1 and any(rest < 1e-6 * whole for whole, rest, _ in holding.values())
 
 
 def activity_requests(store: LiteLLMStore) -> int:
@@ -197,6 +223,55 @@ async def test_a_key_with_two_users_and_two_providers_within_a_model_is_narrowed
     first, last = days[0].isoformat(), days[2].isoformat()
     assert narrowed == [("alice", first, last), ("bob", first, last)]
     assert activity_requests(store) == expected_requests(rows, days, 1000) == 1 + 2 + 2
+
+
+async def test_a_tiny_owner_less_cell_beside_a_large_one_is_exact_without_a_row_by_row_read(
+    database_url: str,
+) -> None:
+    """The owner-less rows sit on one provider: their cell is LiteLLM's own sum of them, not the tiny
+    difference of two large sums (which would be off by the large sums' rounding)."""
+    key = "e" * 64
+    rows = [
+        make_row(D.isoformat(), "alice", key, "gpt-4o", "openai", spend=4.0000001, api_requests=9),
+        make_row(D.isoformat(), "alice", key, "gpt-4o", "azure", spend=1.5, api_requests=2),
+        make_row(D.isoformat(), None, key, "gpt-4o", "openai", spend=5.960464477539063e-08),
+        make_row(D.isoformat(), "", key, "gpt-4o", "openai", spend=3e-9, api_requests=1),
+    ]
+    store = LiteLLMStore(keys=[], users=[], rows=rows)
+    with running_litellm(store) as url:
+        async with gateway(database_url, url, clock=clock_at(long_after(D))) as gw:
+            report = await gw.days.ensure(D, D)
+            assert report.closed == [D]
+            assert_same_cells(await stored_cells(gw.db), expected_cells(rows))
+    assert not [r for r in store.requests_for(DAILY) if r.params.get("page_size") == "1"]
+    assert activity_requests(store) == expected_requests(rows, [D], 1000) == 1 + 1 + 1
+
+
+async def test_owner_less_cells_on_two_providers_that_no_difference_pins_are_read_row_by_row(
+    database_url: str,
+) -> None:
+    """NULL-user rows on two providers, one of them a millionth of its provider's spend: no subtraction
+    is exact to 1e-9 there, so that key's rows of the model and day are read one page of one row each."""
+    key = "e" * 64
+    rows = [
+        make_row(D.isoformat(), "alice", key, "gpt-4o", "openai", spend=3.25, api_requests=4),
+        make_row(D.isoformat(), "alice", key, "gpt-4o", "azure", spend=0.5, api_requests=1),
+        make_row(D.isoformat(), None, key, "gpt-4o", "openai", spend=1.1e-7, api_requests=1),
+        make_row(D.isoformat(), None, key, "gpt-4o", "azure", spend=0.75, api_requests=2),
+        make_row(D.isoformat(), "bob", "f" * 64, "gpt-4o", "openai", spend=2.0, api_requests=1),
+    ]
+    store = LiteLLMStore(keys=[], users=[], rows=rows)
+    with running_litellm(store) as url:
+        async with gateway(database_url, url, clock=clock_at(long_after(D))) as gw:
+            report = await gw.days.ensure(D, D)
+            assert report.closed == [D]
+            assert_same_cells(await stored_cells(gw.db), expected_cells(rows))
+    one_by_one = [r.params for r in store.requests_for(DAILY) if r.params.get("page_size") == "1"]
+    assert sorted(p["page"] for p in one_by_one) == ["1", "2", "3", "4"]  # the key's four rows
+    assert {(p["api_key"], p["model"], p["start_date"]) for p in one_by_one} == {
+        (key, "gpt-4o", D.isoformat())
+    }
+    assert activity_requests(store) == expected_requests(rows, [D], 1000) == 1 + 1 + 1 + 4
 
 
 # -- per-date verification and failures ------------------------------------------------------------

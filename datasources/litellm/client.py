@@ -139,10 +139,12 @@ class AggregatedDay:
 
 @dataclass(frozen=True)
 class DayQuery:
-    """Filters LiteLLM applies server-side; ``model`` matches the row's model column exactly."""
+    """Filters LiteLLM applies server-side; ``model`` matches the row's model column exactly, ``api_key``
+    takes a key bucket as LiteLLM names it in its answers."""
 
     model: str | None = None
     user_id: str | None = None
+    api_key: str | None = None
 
     def params(self) -> dict[str, str]:
         params = {}
@@ -150,6 +152,8 @@ class DayQuery:
             params["model"] = self.model
         if self.user_id is not None:
             params["user_id"] = self.user_id
+        if self.api_key is not None:
+            params["api_key"] = self.api_key
         return params
 
 
@@ -260,6 +264,18 @@ class LiteLLMClient:
         await gather_all(page(number) for number in range(2, total_pages + 1))
         return days
 
+    async def each_row(self, day: date, query: DayQuery) -> list[DayActivity]:
+        """Every row the query selects on ``day``, each alone: pages of one row, so a row's key, user,
+        model and provider are crossed by construction. A request per row: the split's last resort."""
+        when = day.isoformat()
+        base = {"start_date": when, "end_date": when, **query.params(), "page_size": "1"}
+        first = await self.get_json(DAILY_ACTIVITY, {**base, "page": "1"})
+        others = await gather_all(
+            self.get_json(DAILY_ACTIVITY, {**base, "page": str(page)})
+            for page in range(2, _total_pages(first) + 1)
+        )
+        return [found for body in (first, *others) for found in _merged_days(body)]
+
     async def aggregated_days(self, start: date, end: date) -> dict[date, AggregatedDay]:
         """Per date, the complete totals and model buckets, from ``/aggregated`` (CONTRACT §3).
 
@@ -332,6 +348,13 @@ def _total_pages(body: Any) -> int:
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamUnavailable(f"LiteLLM {DAILY_ACTIVITY} returned an unexpected body ({exc!r})") from None
     return max(pages, 1)
+
+
+def _merged_days(body: Any) -> Iterable[DayActivity]:
+    """One page's days, each merged on its own."""
+    days: dict[date, DayActivity] = {}
+    _merge_body(days, body)
+    return days.values()
 
 
 def _merge_body(days: dict[date, DayActivity], body: Any) -> None:

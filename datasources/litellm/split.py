@@ -4,16 +4,18 @@ LiteLLM's day rolls the same rows up three separate ways — by model, by provid
 each with a per-key breakdown, but never crossed (CONTRACT §2.6). For one key the cross is determined
 whenever at most one of the three has more than one value; server-side filters pin the rest down:
 ``model=`` is exact, and within one model a key is determined unless it spans several users *and* several
-providers, where ``model=&user_id=`` fixes the user too (LiteLLM's ``Unassigned`` user is ``user_id=``
-empty, which LiteLLM matches against the empty owner its writer records).
+providers, where ``model=&user_id=`` fixes each named user. LiteLLM's ``Unassigned`` user holds the rows
+whose ``user_id`` is ``''`` or NULL, and no filter selects NULL ones (CONTRACT §5), so its cells are
+found from its own total and what the named users leave of each provider (:func:`_unassigned_cells`);
+where that cannot be exact, the key's rows of that model and day are read one page of one row each.
 
 So a batch is read model by model, not day by day: one ``/aggregated`` request gives every date's totals
 (to verify against) and its complete list of model buckets, then each model is paged with ``model=`` over
 the batch's span. ``model=unknown-model`` also matches rows without a model (CONTRACT §2.1), so the
 per-model queries together return every row exactly once: a batch costs about the pages of its rows plus
 one request, where narrowing unfiltered days cost a request per model involved, per day. Providers are
-never guessed from a model's name, and nothing is inferred by subtraction; a cell that cannot be pinned
-down shows up as a mismatch in its day's verification.
+never guessed from a model's name; answers that do not add up across requests mark the day as moved, and
+it is read again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -39,8 +41,12 @@ from usage_gateway.datasources.litellm.day_metrics import DayMetrics
 UNASSIGNED = "Unassigned"
 # LiteLLM sums spend in doubles; a difference of its sums within this share of the whole is rounding.
 _NOISE = Decimal("1e-9")
+# A difference of two such sums is good to 1e-9 of itself when it is at least this share of the whole:
+# their rounding is under 1e-15 of the whole for any day LiteLLM can hold.
+_PRECISE = Decimal("1e-6")
 
 FetchRange = Callable[[date, date, DayQuery], Coroutine[Any, Any, dict[date, DayActivity]]]
+FetchRows = Callable[[date, DayQuery], Coroutine[Any, Any, list[DayActivity]]]
 
 
 class Fact(NamedTuple):
@@ -77,7 +83,9 @@ class ModelSplit:
     unsettled: dict[date, str] = field(default_factory=dict)
 
 
-async def split_model(model: str, days: Mapping[date, DayActivity], fetch: FetchRange) -> ModelSplit:
+async def split_model(
+    model: str, days: Mapping[date, DayActivity], fetch: FetchRange, fetch_rows: FetchRows
+) -> ModelSplit:
     """Facts of one model's days (each the answer of a ``model=`` query).
 
     A key that still spans several users and providers is narrowed with ``model=&user_id=``: one query per
@@ -106,13 +114,36 @@ async def split_model(model: str, days: Mapping[date, DayActivity], fetch: Fetch
         fetch(min(wanted[user]), max(wanted[user]), DayQuery(model=model, user_id=user)) for user in users
     )
     by_user = dict(zip(users, answers, strict=True))
+    row_by_row: list[tuple[date, str]] = []
     for when, key, activity in undetermined:
         cells = _narrowed_cells(when, key, model, activity, by_user)
+        if cells is None:
+            row_by_row.append((when, key))
+        elif isinstance(cells, str):
+            split.unsettled[when] = cells
+        else:
+            facts[when].extend(cells)
+    rows = await gather_all(fetch_rows(when, DayQuery(model=model, api_key=key)) for when, key in row_by_row)
+    for (when, key), key_rows in zip(row_by_row, rows, strict=True):
+        split.narrowings += len(key_rows)
+        cells = _cells_of_rows(when, key, key_rows)
         if isinstance(cells, str):
             split.unsettled[when] = cells
         else:
             facts[when].extend(cells)
     return split
+
+
+def _cells_of_rows(when: date, key: str, rows: Sequence[DayActivity]) -> list[Fact] | str:
+    """A key's cells summed from its rows, each read alone (so each one is determined)."""
+    cells: dict[tuple[str, str, str], DayMetrics] = defaultdict(DayMetrics)
+    for row in rows:
+        found = _determined(key, row.keys[key]) if key in row.keys and row.date == when else None
+        if found is None or len(found) != 1:
+            return f"the rows of key {key[:12]}… on {when} changed while read one by one"
+        fact = found[0]
+        cells[fact.litellm_user_id, fact.model, fact.provider] += fact.metrics
+    return [Fact(key, user, model, provider, m) for (user, model, provider), m in cells.items()]
 
 
 def _narrowed_cells(
@@ -121,8 +152,9 @@ def _narrowed_cells(
     model: str,
     activity: KeyActivity,
     by_user: Mapping[str, Mapping[date, DayActivity]],
-) -> list[Fact] | str:
-    """One undetermined key's cells of one model and date, or why its narrowed answers do not add up."""
+) -> list[Fact] | str | None:
+    """One undetermined key's cells of one model and date, why its narrowed answers do not add up, or
+    None when they cannot be exact (its rows are then read one by one)."""
     named: list[Fact] = []
     for user, metrics in activity.split("user"):
         if user == UNASSIGNED:
@@ -135,37 +167,52 @@ def _narrowed_cells(
     if UNASSIGNED not in activity.users:
         return named
     rest = _unassigned_cells(key, model, activity, named)
-    return rest if isinstance(rest, str) else named + rest
+    return rest if rest is None or isinstance(rest, str) else named + rest
 
 
-def _unassigned_cells(key: str, model: str, activity: KeyActivity, named: Sequence[Fact]) -> list[Fact] | str:
-    """The cells of LiteLLM's ``Unassigned`` user: per provider, the key's total less the named users'.
+def _unassigned_cells(
+    key: str, model: str, activity: KeyActivity, named: Sequence[Fact]
+) -> list[Fact] | str | None:
+    """The cells of LiteLLM's ``Unassigned`` user (its rows with ``user_id`` ``''`` or NULL, which no
+    filter selects together): per provider, what the named users leave of the key's total.
 
-    Why a difference: ``Unassigned`` holds the rows whose ``user_id`` is ``''`` *or NULL* (legacy rows),
-    and no request selects the NULL ones (``user_id=`` matches ``''`` only, CONTRACT §5), so these rows
-    can only be had as the rest. Why it is safe: every counter is an integer, so its difference is exact;
-    spend is a difference of LiteLLM's own double sums, each off from the exact sum of its rows by their
-    rounding, far below 1e-9 of the provider's spend. So a rest whose counters are all zero and whose spend
-    is within that noise holds no rows, and a negative spend within it is zero; anything more negative
-    means the key's day moved between the requests, and the day is read again.
+    The rest is exact in every counter (integers). Its spend is a difference of LiteLLM's double sums,
+    exact only up to their rounding, so it is used only where that rounding cannot matter:
+
+    - rows on one provider: the cell is ``Unassigned``'s own total (LiteLLM's sum of just those rows),
+      the rests only tell which provider;
+    - rows on several providers: each rest, when its spend is far above the rounding of the provider's
+      sum (``_PRECISE``), so off by less than 1e-9 of itself; else None: read the rows one by one.
+
+    A rest whose counters do not add up to ``Unassigned``'s, or that goes negative beyond rounding, means
+    the key's day moved between the requests: the day is read again.
     """
+    unassigned = dict(activity.split("user"))[UNASSIGNED]
     named_by_provider: dict[str, DayMetrics] = defaultdict(DayMetrics)
     for fact in named:
         named_by_provider[fact.provider] += fact.metrics
-    cells: list[Fact] = []
+    rests: dict[str, tuple[DayMetrics, DayMetrics]] = {}
     for provider, whole in activity.split("provider"):
         rest = whole - named_by_provider.pop(provider, DayMetrics())
         noise = _NOISE * abs(whole.spend)
         if rest.counters_negative() or rest.spend < -noise:
             return f"key {key[:12]}… on {model!r}/{provider!r}: named users exceed the provider's total"
-        if rest.spend < 0:
-            rest = replace(rest, spend=Decimal(0))
-        if rest.spend <= noise and not any(rest.as_tuple()[1:]):
-            continue  # no counter and at most rounding: no rows
-        cells.append(Fact(key, UNASSIGNED, model, provider, rest))
-    if named_by_provider:
-        return f"key {key[:12]}… on {model!r}: named users on providers the key did not use"
-    return cells
+        if any(rest.as_tuple()[1:]) or rest.spend > noise:
+            rests[provider] = (rest, whole)
+    moved = f"key {key[:12]}… on {model!r}: the named users and Unassigned do not add up"
+    if (
+        named_by_provider
+        or sum((r for r, _ in rests.values()), DayMetrics()).as_tuple()[1:] != (unassigned.as_tuple()[1:])
+    ):
+        return moved
+    if len(rests) == 1:
+        (provider,) = rests
+        return [Fact(key, UNASSIGNED, model, provider, unassigned)]
+    if not rests:
+        return [] if unassigned.is_zero() else None
+    if any(abs(rest.spend) < _PRECISE * abs(whole.spend) for rest, whole in rests.values()):
+        return None
+    return [Fact(key, UNASSIGNED, model, provider, rest) for provider, (rest, _) in rests.items()]
 
 
 @dataclass
@@ -230,7 +277,7 @@ async def read_days(client: LiteLLMClient, days: Sequence[date]) -> BatchRead:
         async with models_at_once:
             activity = await client.daily_activity(first, last, DayQuery(model=model))
             model_days = {when: day for when, day in activity.items() if when in wanted}
-            split = await split_model(model, model_days, client.daily_activity)
+            split = await split_model(model, model_days, client.daily_activity, client.each_row)
         for when, day in model_days.items():
             read.facts[when].extend(split.facts[when])
             read.keys[when].update(day.key_metadata)

@@ -56,6 +56,8 @@ def test_migrate_backfill_and_refresh_today(database_url: str, redis_url: str) -
         backfill = run_cli("backfill", "--from", days[0].isoformat(), "--to", days[-1].isoformat(), env=env)
         assert backfill.returncode == 0, backfill.stderr
         assert "6 day(s): 6 fetched, 0 failed, 0 unverified" in backfill.stdout
+        # One batch, read model by model: one /aggregated request, not one per day.
+        assert len(store.requests_for("/user/daily/activity/aggregated")) == 1
         assert "backfill" in backfill.stdout + backfill.stderr  # plain progress lines when not on a terminal
         assert store.master_key not in backfill.stdout + backfill.stderr
 

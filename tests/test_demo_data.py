@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from tests.golden_files import GOLDEN_DIR
-from tests.litellm_rows import COUNTER_COLUMNS
+from tests.litellm_rows import COUNTER_COLUMNS, UNIQUE_COLUMNS
 from usage_gateway.devtools.demo_data import (
     DAYS,
     KEYS,
@@ -27,15 +27,6 @@ from usage_gateway.devtools.litellm_compat import ROW_COLUMNS
 
 NOW = datetime(2026, 6, 10, 15, 30, tzinfo=UTC)
 GOLDEN = GOLDEN_DIR / "directory.json"
-UNIQUE = (
-    "user_id",
-    "date",
-    "api_key",
-    "model",
-    "custom_llm_provider",
-    "mcp_namespaced_tool_name",
-    "endpoint",
-)
 PROVIDERS = {"openai", "azure", "anthropic", "bedrock", "vertex_ai", "mistral"}
 
 
@@ -68,7 +59,7 @@ def test_generation_takes_under_five_seconds() -> None:
 
 
 def test_rows_are_unique_on_litellms_constraint(data: DemoData) -> None:
-    counts = Counter(tuple(row[column] for column in UNIQUE) for row in data.rows)
+    counts = Counter(tuple(row[column] for column in UNIQUE_COLUMNS) for row in data.rows)
     assert counts.most_common(1)[0][1] == 1
     assert len({row["id"] for row in data.rows}) == len(data.rows)
 

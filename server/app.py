@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.schema import build_schema
+from usage_gateway.server.admission import Admission, Admitted
 from usage_gateway.server.config import Settings
 from usage_gateway.server.downloads import download_route, expire_exports_periodically
 from usage_gateway.server.graphql_view import GraphQLView
@@ -64,7 +65,8 @@ def _warn_about_posture(settings: Settings) -> None:
 
 
 def create_app(settings: Settings, *, resources: Resources | None = None) -> Starlette:
-    """The Starlette app: ``/graphql``, ``/exports/{id}``, ``/healthz``, ``/readyz``.
+    """The Starlette app: ``/graphql`` (behind admission control, ``app.state.admission``),
+    ``/exports/{id}``, ``/healthz``, ``/readyz``.
 
     Its lifespan opens :class:`Resources` from ``settings`` and closes them; ``resources`` given here
     (tests) are used as they are and left open.
@@ -97,10 +99,13 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
                 opened, held.resources = held.get(), None
                 await opened.close()
 
+    admission = Admission.from_settings(settings)
     routes = [
-        Route("/graphql", view),
+        Route("/graphql", view if admission is None else Admitted(view, admission)),
         download_route(settings, held.get),
         Route("/healthz", healthz),
         Route("/readyz", ready),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.admission = admission
+    return app

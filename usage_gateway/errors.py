@@ -8,6 +8,7 @@
     ├── NotFound                      NOT_FOUND
     ├── QueryTooComplex               QUERY_TOO_COMPLEX
     ├── RateLimited                   RATE_LIMITED (HTTP 429 with Retry-After)
+    ├── Overloaded                    OVERLOADED (HTTP 503 with Retry-After: shed before it ran)
     └── UpstreamUnavailable           UPSTREAM_UNAVAILABLE
         └── UpstreamRejected          UPSTREAM_UNAVAILABLE (LiteLLM answered 4xx: not retried)
 
@@ -57,6 +58,16 @@ class QueryTooComplex(GatewayError):
 
 class RateLimited(GatewayError):
     code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(GatewayError):
+    """Shed by admission control: the operation never started."""
+
+    code = "OVERLOADED"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)

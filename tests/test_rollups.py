@@ -1,13 +1,16 @@
-"""The daily rollups (migration 0004) always equal the facts they summarise, whoever writes the facts."""
+"""The daily and monthly rollups (migrations 0004 and 0006) always equal the facts they summarise, whoever
+writes the facts: sums, and the days of each month a group has facts on."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.facts_data import KEYS, Fact, facts_lists, replace_facts
+from tests.facts_data import BASE, DAYS, KEYS, USERS, Fact, facts_lists, replace_facts
 from usage_gateway.datasources.db import Database
 
 _METRICS = (
@@ -16,6 +19,7 @@ _METRICS = (
     " timed_requests"
 )
 _SUMS = ", ".join(f"sum({name.strip()})" for name in _METRICS.split(","))
+_DAY_BITS = "bit_or(1 << (extract(day FROM date)::integer - 1))"
 # Each rollup, and the same numbers grouped straight from the facts.
 _PAIRS = {
     "user": (
@@ -26,6 +30,15 @@ _PAIRS = {
         f"SELECT date, model, provider, {_METRICS} FROM usage_model_days ORDER BY 1, 2, 3",
         f"SELECT date, model, provider, {_SUMS} FROM usage_facts GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     ),
+    **{
+        f"{name} months": (
+            f"SELECT month, {columns}, {_METRICS}, active_days FROM usage_{name}_months"
+            f" ORDER BY 1, {columns}",
+            f"SELECT date_trunc('month', date)::date AS month, {columns}, {_SUMS}, {_DAY_BITS}"
+            f" FROM usage_facts GROUP BY 1, {columns} ORDER BY 1, {columns}",
+        )
+        for name, columns in (("user", "user_id"), ("key", "api_key, user_id"), ("model", "model, provider"))
+    },
 }
 
 
@@ -49,6 +62,21 @@ async def test_rollups_equal_the_facts_after_every_replacement(
     await replace_facts(db, first)
     await assert_rollups_match(db)
     await replace_facts(db, second)  # deletes every fact, then writes others
+    await assert_rollups_match(db)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(facts=facts_lists, days=st.sets(st.integers(0, DAYS), max_size=10), owner=st.sampled_from(USERS))
+async def test_rollups_follow_partial_deletes_and_updates(
+    db: Database, facts: list[Fact], days: set[int], owner: str
+) -> None:
+    """Some days deleted, leaving the rest of their months; then one key's facts moved to another user."""
+    await replace_facts(db, facts)
+    await db.execute(
+        "DELETE FROM usage_facts WHERE date = ANY(%s)", ([BASE + timedelta(days=n) for n in days],)
+    )
+    await assert_rollups_match(db)
+    await db.execute("UPDATE usage_facts SET user_id = %s WHERE api_key = %s", (owner, KEYS[0]))
     await assert_rollups_match(db)
 
 

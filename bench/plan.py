@@ -7,7 +7,7 @@ from datetime import date
 
 from bench.reference_data import Scale
 
-GROUPS = ("cold", "warm", "concurrency", "cache", "statements", "export", "curves")
+GROUPS = ("cold", "warm", "concurrency", "cache", "statements", "export", "curves", "shedding")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,10 @@ class Plan:
     legacy_share: float = 0.0
     replay: bool = True
     cold_baseline: bool = True
+    # The shedding figures: concurrent clients, and the gateway's MAX_CONCURRENT_OPERATIONS,
+    # MAX_QUEUED_OPERATIONS and MAX_QUEUE_WAIT_SECONDS (None: its defaults).
+    shed_clients: int = 200
+    shed_admission: tuple[int, int, float] | None = None
 
     @property
     def last_day(self) -> date:
@@ -87,4 +91,6 @@ class Plan:
             export_days=(4, 14),
             export_formats=("CSV", "PARQUET"),
             curve_days=(3, 7, 14),
+            shed_clients=8,
+            shed_admission=(1, 1, 0.5),  # a 7-day dashboard is fast: only this little capacity overloads
         )

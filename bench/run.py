@@ -13,6 +13,8 @@ reference scale). Prints a table; writes every raw sample to ``--json``. One mod
 - statements:  SQL statements per request at 5, 50 and 500 nodes (bench/statements.py)
 - export:      one-year export, CSV and Parquet (``--export-formats``), time and peak RSS (bench/exports.py)
 - curves:      the dashboard at 30, 90 and 365 days, and at 1k and 10k users (bench/curves.py)
+- shedding:    200 clients on the dashboard, with the gateway's admission control and without it: p95 of
+               the answered, time to a 503, shares shed and timed out (bench/shedding.py)
 
 The filled databases are kept under ``--keep-data`` (bench/cluster.py), so only the first run pays the
 fill (about two minutes at reference scale).
@@ -49,6 +51,7 @@ from bench.curves import curve_figures
 from bench.exports import export_figures
 from bench.plan import GROUPS, Plan
 from bench.report import Figure, print_table, write_json
+from bench.shedding import shedding_figures
 from bench.statements import statements_figures
 from bench.warm import concurrency_figures, warm_figures
 from usage_gateway.devtools.local_services import LocalRedis
@@ -76,6 +79,8 @@ async def _run_one(group: str, plan: Plan, cluster: BenchCluster, redis_url: str
         return await asyncio.to_thread(export_figures, plan, reference)
     if group == "curves":
         return await curve_figures(plan, reference, cluster.datasets["small"].url, redis_url)
+    if group == "shedding":
+        return await shedding_figures(plan, reference, redis_url)
     raise ValueError(f"no benchmark {group!r}")
 
 
@@ -114,8 +119,9 @@ def exit_on_signal(*stops: Callable[[], None]) -> None:
 
 
 def _drop_expected(_logger: object, _method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
-    """The warm benchmarks' gateways have no LiteLLM on purpose: not worth a warning each."""
-    if event.get("event") == "litellm.absent":
+    """The warm benchmarks' gateways have no LiteLLM on purpose, and the shedding figures shed on purpose:
+    not worth a warning each."""
+    if event.get("event") in ("litellm.absent", "admission.shed"):
         raise structlog.DropEvent
     return event
 
@@ -171,7 +177,8 @@ def _counts(value: str) -> tuple[int, ...]:
 
 # The plan's sizes a run may change: option, Plan field, help.
 _PLAN_OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("--dashboard-days", "dashboard_days", "range of the warm, concurrency, cache and statements figures"),
+    ("--dashboard-days", "dashboard_days", "range of the warm, concurrency, cache, statements and shedding"
+     " figures"),
     ("--cold-days", "cold_days", "range of the cold figures: the data set's last N days"),
     ("--latency-ms", "latency_ms", "LiteLLM's time per request in the cold figures"),
     ("--cold-concurrency", "cold_concurrency", "LITELLM_CONCURRENCY of the cold loads, comma separated"),
@@ -179,6 +186,7 @@ _PLAN_OPTIONS: tuple[tuple[str, str, str], ...] = (
      " given a legacy row with a NULL user_id, as older LiteLLMs wrote"),
     ("--export-days", "export_days", "export ranges, comma separated: memory is compared first to last"),
     ("--export-formats", "export_formats", f"export formats among {', '.join(EXPORT_FORMATS)}"),
+    ("--shed-clients", "shed_clients", "concurrent clients of the shedding figures"),
 )  # fmt: skip
 _TYPES: dict[str, Callable[[str], Any]] = {
     "dashboard_days": int,
@@ -188,6 +196,7 @@ _TYPES: dict[str, Callable[[str], Any]] = {
     "legacy_share": float,
     "export_days": _counts,
     "export_formats": _formats,
+    "shed_clients": int,
 }
 
 
@@ -212,6 +221,8 @@ def check_plan(plan: Plan) -> str | None:
         return "--export-days: two ranges at least, shortest first"
     if not 0 <= plan.legacy_share <= 1:
         return "--legacy-share must be within 0..1"
+    if plan.shed_clients < 1:
+        return "--shed-clients must be at least 1"
     if plan.latency_ms < 0:
         return "--latency-ms must not be negative"
     return None

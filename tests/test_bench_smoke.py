@@ -97,7 +97,9 @@ async def test_every_benchmark_runs_and_reports_a_number(
     by_group: dict[str, list[dict[str, Any]]] = {}
     for figure in results:
         by_group.setdefault(figure["group"], []).append(figure)
-        assert all(_numeric(figure[name]) for name in ("value", "baseline", "ratio")), figure
+        # A baseline of 0 has no ratio (e.g. the share timed out, when nothing timed out).
+        numbers = ("value", "baseline") if figure["baseline"] == 0 else ("value", "baseline", "ratio")
+        assert all(_numeric(figure[name]) for name in numbers), figure
         assert figure["samples"], figure
         assert all(all(map(_numeric, s)) for s in figure["samples"].values()), figure
     assert list(by_group) == list(GROUPS)
@@ -144,3 +146,13 @@ async def test_every_benchmark_runs_and_reports_a_number(
         if figure["name"].endswith(": time"):
             days = figure["details"]["days"]
             assert figure["details"]["rows"] == _sums(url, last - timedelta(days=days - 1), last)[0]
+
+    # Shedding: the smoke plan's little capacity shed some requests at once, with a Retry-After; none timed
+    # out, none failed; the baseline shed nothing.
+    shedding = by_group["shedding"][0]["details"]
+    assert shedding["shedding"]["shed"] > 0
+    assert shedding["shedding"]["answered"] > 0
+    assert shedding["shedding"]["retry_after_seconds"]["min"] >= 1
+    assert shedding["shedding"]["timed_out"] == shedding["shedding"]["failed"] == 0
+    assert shedding["baseline"]["shed"] == 0
+    assert shedding["baseline"]["answered"] == shedding["baseline"]["requests"]

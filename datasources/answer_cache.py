@@ -63,7 +63,15 @@ class Lookup:
     version: bytes | None
 
 
-_FAILED = Lookup(None, None)
+@dataclass(frozen=True)
+class RawLookup:
+    """What a lookup found, undecoded: the answer's JSON as stored (``None`` on a miss) and the version."""
+
+    answer: memoryview | None
+    version: bytes | None
+
+
+_FAILED = RawLookup(None, None)
 
 
 def _as_bytes(value: bytes | str | None) -> bytes | None:
@@ -106,8 +114,9 @@ class AnswerCache:
         if not future.done():
             future.set_result(answer)
 
-    async def lookup(self, key: str) -> Lookup:
-        """The answer stored under ``key`` at the current data version, in one round trip."""
+    async def lookup_raw(self, key: str) -> RawLookup:
+        """The answer stored under ``key`` at the current data version, in one round trip, as the JSON
+        object it was stored as (a hit can be written out without decoding it)."""
         try:
             version, stored = map(_as_bytes, await self._redis.mget([DATA_VERSION_KEY, key]))
             if version is None:
@@ -116,14 +125,25 @@ class AnswerCache:
             log.warning("answer_cache.lookup_failed", error=str(exc), effect="answered without the cache")
             return _FAILED
         prefix = version + b"|"
+        # Only this module writes entries (orjson, an object); anything else is not served.
         if stored is None or not stored.startswith(prefix):
-            return Lookup(None, version)
+            return RawLookup(None, version)
+        if not stored.startswith(b"{", len(prefix)) or not stored.endswith(b"}"):
+            log.warning("answer_cache.unreadable_entry", key=key)
+            return RawLookup(None, version)
+        return RawLookup(memoryview(stored)[len(prefix) :], version)
+
+    async def lookup(self, key: str) -> Lookup:
+        """The answer stored under ``key`` at the current data version, decoded."""
+        raw = await self.lookup_raw(key)
+        if raw.answer is None:
+            return Lookup(None, raw.version)
         try:
-            answer = orjson.loads(memoryview(stored)[len(prefix) :])
+            answer = orjson.loads(raw.answer)
         except orjson.JSONDecodeError:
             log.warning("answer_cache.unreadable_entry", key=key)
-            return Lookup(None, version)
-        return Lookup(answer if isinstance(answer, dict) else None, version)
+            return Lookup(None, raw.version)
+        return Lookup(answer if isinstance(answer, dict) else None, raw.version)
 
     async def _initial_version(self) -> bytes:
         """A version for a Redis that has none (new, flushed, or the key evicted).
@@ -150,7 +170,9 @@ class AnswerCache:
                 expires = min(expires, report.as_of + self._today_ttl)
         return max(0, int((expires - now).total_seconds() * 1000))
 
-    async def store(self, key: str, lookup: Lookup, answer: Mapping[str, Any], ttl_ms: int) -> bool:
+    async def store(
+        self, key: str, lookup: Lookup | RawLookup, answer: Mapping[str, Any], ttl_ms: int
+    ) -> bool:
         """Store ``answer`` under ``key`` at the version ``lookup`` read; False if it was not stored."""
         if lookup.version is None or ttl_ms <= 0:
             return False

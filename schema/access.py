@@ -31,7 +31,7 @@ from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.permissions import ROOT_FIELDS, may_call
 from usage_gateway.schema.limits.common import fragments
 
-_ROOT_TYPES = {OperationType.QUERY: "Query", OperationType.MUTATION: "Mutation"}
+ROOT_TYPES = {OperationType.QUERY: "Query", OperationType.MUTATION: "Mutation"}
 
 
 def root_fields(document: Any, operation: OperationDefinitionNode) -> Iterator[FieldNode]:
@@ -67,7 +67,7 @@ class RootFieldAccess(SchemaExtension):
         context, document = execution.context, execution.graphql_document
         operation = get_operation_ast(document, execution.operation_name) if document else None
         if isinstance(context, Context) and operation is not None and execution.result is None:
-            root = _ROOT_TYPES.get(operation.operation, "Subscription")
+            root = ROOT_TYPES.get(operation.operation, "Subscription")
             refused = [
                 field
                 for field in root_fields(document, operation)

@@ -1,9 +1,12 @@
 """Serving repeated queries from the answer cache (:mod:`datasources.answer_cache`).
 
-Only execution is skipped on a hit: parsing, validation (the limits), the root-field access check and the
-rate limit's charge run for every request, and ``extensions`` (the cost) are computed afresh; what is
-stored is the ``data`` alone. Registered after :class:`~schema.access.RootFieldAccess` and
-:class:`~schema.limits.CostRateLimit`, so a refused or rate-limited request never reaches the cache.
+Only execution is skipped on a hit: the root-field access check and the rate limit's charge run for
+every request, and ``extensions`` (the cost) are computed afresh; what is stored is the ``data`` alone.
+Registered after :class:`~schema.access.RootFieldAccess` and :class:`~schema.limits.CostRateLimit`, so a
+refused or rate-limited request never reaches the cache. Each document that gets here (it passed
+validation) is recorded in the schema's :class:`~schema.prepared.PreparedDocuments`: the view answers the
+next hits of the same text without Strawberry (:mod:`server.cached_answers`). Answers are keyed by the
+document's canonical text, so whitespace and comment variants of one query share an entry.
 
 Cached: queries whose answer has no error and whose every range report is complete. Identical requests
 arriving while such an answer is computed in this process wait for it rather than compute it again.
@@ -18,17 +21,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from graphql import ExecutionResult, OperationType, get_operation_ast
+from graphql import ExecutionResult
 from strawberry.extensions import SchemaExtension
 
 from usage_gateway.datasources.answer_cache import answer_key
 from usage_gateway.resolvers.context import Context
-from usage_gateway.schema.access import root_fields
-
-_NEVER_CACHED = frozenset({"export"})
+from usage_gateway.schema.prepared import PreparedDocuments
 
 
 class AnswerCaching(SchemaExtension):
+    def __init__(self, documents: PreparedDocuments) -> None:
+        self.documents = documents
+
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context = execution.context
@@ -70,17 +74,15 @@ class AnswerCaching(SchemaExtension):
         """The cache key of this operation, or None when its answer must not be cached."""
         execution = self.execution_context
         context, document, query = execution.context, execution.graphql_document, execution.query
-        if not isinstance(context, Context) or context.answers is None or execution.result is not None:
-            return None
         if document is None or query is None:
             return None
-        operation = get_operation_ast(document, execution.operation_name)
-        if operation is None or operation.operation is not OperationType.QUERY:
+        prepared = self.documents.record(query, execution.operation_name, document, execution.schema._schema)
+        if not isinstance(context, Context) or context.answers is None or execution.result is not None:
             return None
-        if any(field.name.value in _NEVER_CACHED for field in root_fields(document, operation)):
+        if not prepared.cacheable:
             return None
-        viewer = context.viewer
+        viewer, name = context.viewer, prepared.operation_name
         try:
-            return answer_key(viewer.id, viewer.roles, query, execution.operation_name, execution.variables)
+            return answer_key(viewer.id, viewer.roles, prepared.canonical, name, execution.variables)
         except TypeError:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.printer import print_schema
@@ -16,12 +17,22 @@ from usage_gateway.schema.errors import ErrorCodes, GatewaySchema
 from usage_gateway.schema.limits import CostRateLimit, limit_extensions
 from usage_gateway.schema.mutation import Mutation
 from usage_gateway.schema.no_nul import NoNulCharacters
+from usage_gateway.schema.prepared import PreparedDocuments
 from usage_gateway.schema.query import Query
 from usage_gateway.schema.scalars import SCALARS
 from usage_gateway.schema.warnings import Warnings
 
 
-def build_schema(*, introspection: bool = True, limits: Limits | None = None) -> GatewaySchema:
+class ServedSchema(GatewaySchema):
+    """The schema with the documents it has validated (:mod:`schema.prepared`, filled by
+    :class:`AnswerCaching`), which the view answers cache hits from."""
+
+    def __init__(self, documents: PreparedDocuments, **options: Any) -> None:
+        super().__init__(**options)
+        self.documents = documents
+
+
+def build_schema(*, introspection: bool = True, limits: Limits | None = None) -> ServedSchema:
     """The gateway's schema with its safety extensions.
 
     Without ``introspection``, introspection queries fail validation and error messages make no
@@ -35,10 +46,13 @@ def build_schema(*, introspection: bool = True, limits: Limits | None = None) ->
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    extensions.extend([NoNulCharacters, Warnings, *limit_extensions(limits or Limits())])
+    limits = limits or Limits()
+    documents = PreparedDocuments(limits)
+    extensions.extend([NoNulCharacters, Warnings, *limit_extensions(limits)])
     # The answer cache last: only what passed access and the rate limit may be answered from it.
-    extensions.extend([RootFieldAccess, CostRateLimit, AnswerCaching])
-    return GatewaySchema(
+    extensions.extend([RootFieldAccess, CostRateLimit, partial(AnswerCaching, documents)])
+    return ServedSchema(
+        documents,
         query=Query,
         mutation=Mutation,
         extensions=extensions,

@@ -7,7 +7,8 @@ Before GraphQL sees a request: a body over ``MAX_BODY_BYTES`` is 413, a missing 
 ``Retry-After``. Batches (a JSON list) are refused: Strawberry's batching is off. ``X-Answer-Cache``
 says whether the answer came from the answer cache (``hit``), was computed after looking (``miss``), or
 the cache was not consulted (``bypass``: mutations, ``export`` lookups, requests refused before execution,
-no answer cache).
+no answer cache). A hit on a query text seen before is answered by :mod:`server.cached_answers` without
+Strawberry; everything else runs through it.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from strawberry.asgi import GraphQL
 
 from usage_gateway.datasources.rate_limit import CostRateLimiter
 from usage_gateway.errors import QueryTooComplex, Unauthenticated
-from usage_gateway.resolvers.context import Budget, Context, Operations
+from usage_gateway.resolvers.context import Budget, Context, Operations, RateLimiter
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.resolvers.loaders import Loaders
-from usage_gateway.schema.errors import GatewaySchema
+from usage_gateway.resolvers.viewer import Viewer
+from usage_gateway.schema.schema import ServedSchema
 from usage_gateway.server.auth import KeySourceUnavailable, authenticate, challenge
 from usage_gateway.server.body_limit import BodyTooLarge, read_body, replay
+from usage_gateway.server.cached_answers import CachedAnswers
 from usage_gateway.server.config import Settings
 from usage_gateway.server.resources import Resources
 from usage_gateway.server.responses import OrjsonResponse, error_response
@@ -52,7 +55,7 @@ def request_id(request: Request) -> str:
 class GraphQLView(GraphQL[Context, None]):
     def __init__(
         self,
-        schema: GatewaySchema,
+        schema: ServedSchema,
         settings: Settings,
         resources: Callable[[], Resources],
         limits: Limits,
@@ -64,6 +67,7 @@ class GraphQLView(GraphQL[Context, None]):
         self._resources = resources
         self._limits = limits
         self._limiter: tuple[Redis, CostRateLimiter] | None = None
+        self._cached_answers = CachedAnswers(schema)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -75,6 +79,7 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "http":
             await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
             return
+        body: bytes | None = None
         if scope["method"] == "POST":
             try:
                 body = await read_body(scope, receive, self._settings.max_body_bytes)
@@ -83,7 +88,7 @@ class GraphQLView(GraphQL[Context, None]):
                 await response(scope, receive, send)
                 return
             receive = replay(body, receive)
-        response = await self._respond(Request(scope, receive))
+        response = await self._respond(Request(scope, receive), body)
         await response(scope, receive, send)
 
     def _wants_ide(self, request: Request) -> bool:
@@ -102,7 +107,13 @@ class GraphQLView(GraphQL[Context, None]):
             self._limiter = (redis, limiter)
         return self._limiter[1]
 
-    async def _respond(self, request: Request) -> Response:
+    def _plain_json(self, request: Request) -> bool:
+        """Whether the request is one JSON operation answered as one JSON body (not a stream)."""
+        content_type = request.headers.get("content-type", "")
+        is_json = content_type.split(";", 1)[0].strip().lower() == "application/json"
+        return is_json and self._get_stream_transport_from_headers(request.headers) is None
+
+    async def _respond(self, request: Request, body: bytes | None) -> Response:
         if request.method == "GET" and self._wants_ide(request):
             return await self.render_graphql_ide(request)
         if request.method != "POST":
@@ -115,14 +126,40 @@ class GraphQLView(GraphQL[Context, None]):
         except Unauthenticated as exc:
             return error_response(401, exc.code, exc.message, {**challenge(exc), "X-Request-ID": rid})
         resources = self._resources()
-        context = Context(
+        limiter: RateLimiter | None = self._rate_limiter(resources.redis)
+        context: Context | None = None
+        try:
+            async with asyncio.timeout(self._settings.operation_timeout_seconds):
+                if body is not None and self._plain_json(request):
+                    found = await self._cached_answers.answer(body, viewer, limiter, resources.answers)
+                    if found.body is not None:
+                        headers = {"X-Request-ID": rid, "X-Answer-Cache": "hit"}
+                        return Response(found.body, media_type="application/json", headers=headers)
+                    limiter = found.limiter
+                context = self._context(resources, viewer, rid, limiter)
+                response = await self.run(request, context=context)
+        except HTTPException as exc:
+            response = PlainTextResponse(exc.reason, status_code=exc.status_code)
+        except TimeoutError:
+            response = self._timed_out(rid, context.budget.cost if context else 0)
+        if context is not None and context.budget.retry_after is not None:
+            response.status_code = 429
+            response.headers["Retry-After"] = str(context.budget.retry_after)
+        response.headers["X-Request-ID"] = rid
+        response.headers["X-Answer-Cache"] = context.answer_status if context else "bypass"
+        return response
+
+    def _context(
+        self, resources: Resources, viewer: Viewer, rid: str, limiter: RateLimiter | None
+    ) -> Context:
+        return Context(
             db=resources.db,
             days=resources.days,
             viewer=viewer,
             loaders=Loaders.build(resources.db),
             request_id=rid,
             limits=self._limits,
-            budget=Budget(limiter=self._rate_limiter(resources.redis)),
+            budget=Budget(limiter=limiter),
             operations=Operations(
                 litellm=resources.litellm,
                 redis=resources.redis,
@@ -131,28 +168,10 @@ class GraphQLView(GraphQL[Context, None]):
             ),
             answers=resources.answers,
         )
-        try:
-            async with asyncio.timeout(self._settings.operation_timeout_seconds):
-                response = await self.run(request, context=context)
-        except HTTPException as exc:
-            response = PlainTextResponse(exc.reason, status_code=exc.status_code)
-        except TimeoutError:
-            response = self._timed_out(context)
-        if context.budget.retry_after is not None:
-            response.status_code = 429
-            response.headers["Retry-After"] = str(context.budget.retry_after)
-        response.headers["X-Request-ID"] = rid
-        response.headers["X-Answer-Cache"] = context.answer_status
-        return response
 
-    def _timed_out(self, context: Context) -> Response:
+    def _timed_out(self, rid: str, cost: int) -> Response:
         seconds = self._settings.operation_timeout_seconds
-        log.warning(
-            "graphql.timeout", request_id=context.request_id, seconds=seconds, cost=context.budget.cost
-        )
+        log.warning("graphql.timeout", request_id=rid, seconds=seconds, cost=cost)
         message = f"the operation ran longer than {seconds:g} s, the limit; ask for fewer days or nodes"
-        error = {
-            "message": message,
-            "extensions": {"code": QueryTooComplex.code, "requestId": context.request_id},
-        }
+        error = {"message": message, "extensions": {"code": QueryTooComplex.code, "requestId": rid}}
         return OrjsonResponse({"data": None, "errors": [error]})

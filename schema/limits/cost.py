@@ -202,6 +202,35 @@ class _Estimate:
         return days if span == 1 else math.ceil(days / span) + 1
 
 
+def operation_costs(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    limits: Limits,
+    variables: Mapping[str, Any],
+) -> Iterator[tuple[OperationDefinitionNode, int]]:
+    """The cost of the operation a request runs (of each, when which one is unclear)."""
+    estimate = _Estimate(schema, document, limits, variables)
+    for operation in operations(document, operation_name):
+        try:
+            cost = estimate.operation(operation)
+        except RecursionError:
+            cost = limits.max_cost + 1
+        yield operation, cost
+
+
+def document_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    limits: Limits,
+    variables: Mapping[str, Any],
+) -> int:
+    """The cost :class:`QueryCost` reports for a request (its largest operation's)."""
+    costs = operation_costs(schema, document, operation_name, limits, variables)
+    return max((cost for _, cost in costs), default=0)
+
+
 def cost_rule(
     limits: Limits,
     variables: Mapping[str, Any],
@@ -210,12 +239,8 @@ def cost_rule(
 ) -> type[ValidationRule]:
     class QueryCostRule(ValidationRule):
         def enter_document(self, node: DocumentNode, *_: Any) -> VisitorAction:
-            estimate = _Estimate(self.context.schema, node, limits, variables)
-            for operation in operations(node, operation_name()):
-                try:
-                    cost = estimate.operation(operation)
-                except RecursionError:
-                    cost = limits.max_cost + 1
+            schema = self.context.schema
+            for operation, cost in operation_costs(schema, node, operation_name(), limits, variables):
                 found.append(cost)
                 if cost > limits.max_cost:
                     message = f"the query costs {cost}; at most {limits.max_cost} is allowed"
@@ -252,4 +277,9 @@ class QueryCost(SchemaExtension):
             self.execution_context.context.budget.cost = self.cost
 
     def get_results(self) -> dict[str, Any]:
-        return {"cost": {"requested": self.cost, "limit": self.limits.max_cost}}
+        return cost_extension(self.cost, self.limits)
+
+
+def cost_extension(cost: int, limits: Limits) -> dict[str, Any]:
+    """What every response carries in ``extensions`` about its cost."""
+    return {"cost": {"requested": cost, "limit": limits.max_cost}}

@@ -19,6 +19,7 @@ from tests.facts_data import (
     Fact,
     additive_only,
     additive_sum,
+    facts,
     facts_lists,
     filters,
     make_fact,
@@ -120,6 +121,50 @@ async def test_totals_series_and_values_equal_python(db: Database, facts: list[F
     ]
     for dimension in Dimension:
         assert await distinct_values(db, f, dimension) == [row.key for row in py_groups(facts, f, dimension)]
+
+
+# Facts clustered around February, and ranges starting and ending anywhere: ranges that cover more than
+# half of a month read its month rows and subtract the days outside them, the others add day rows.
+february_facts = st.lists(
+    st.builds(replace, facts, date=st.integers(5, 45).map(lambda n: BASE + timedelta(days=n))),
+    max_size=40,
+    unique_by=lambda fact: (fact.date, fact.api_key, fact.litellm_user_id, fact.model, fact.provider),
+)
+
+
+@examples
+@given(facts=february_facts, start=st.integers(0, DAYS), length=st.integers(0, DAYS), f=filters())
+async def test_ranges_read_from_month_rollups_equal_python(
+    db: Database, facts: list[Fact], start: int, length: int, f: FactFilter
+) -> None:
+    """Breakdowns without active counts and the totals' active counts read the month rollups."""
+    f = replace(f, date_from=BASE + timedelta(days=start), date_to=BASE + timedelta(days=start + length))
+    await replace_facts(db, facts)
+    assert await totals(db, f) == py_totals(fact for fact in facts if fact.matches(f))
+    for dimension in Dimension:
+        page = await breakdown(db, f, dimension, order=Order(), first=500, after=None, active_counts=False)
+        expected = [without_active(row) for row in py_order(py_groups(facts, f, dimension), Order())]
+        assert (page.total_count, page.rows) == (len(expected), expected)
+
+
+async def test_month_edges_are_subtracted_and_added(db: Database) -> None:
+    """2 Feb – 7 Mar reads February's month rows minus 1 February, and 1–7 March's day rows."""
+    facts = [
+        make_fact(date(2024, 2, 1), spend="100", requests=100),  # subtracted
+        make_fact(date(2024, 2, 1), user_id="bob", model=MODELS[1], spend="1000"),  # bob: gone in range
+        make_fact(date(2024, 2, 10), spend="2.5", requests=2),
+        make_fact(date(2024, 3, 1), spend="0.25", requests=3),  # added
+        make_fact(date(2024, 3, 8), spend="7", requests=7),  # outside
+    ]
+    await replace_facts(db, facts)
+    f = FactFilter(date(2024, 2, 2), date(2024, 3, 7))
+    expected = py_totals(fact for fact in facts if fact.matches(f))
+    assert (expected.spend, expected.requests, expected.active_users) == (Decimal("2.75"), 5, 1)
+    assert await totals(db, f) == expected
+    for dimension in Dimension:
+        page = await breakdown(db, f, dimension, order=Order(), first=10, after=None, active_counts=False)
+        assert page.rows == [without_active(row) for row in py_groups(facts, f, dimension)]
+        assert page.rows[0].last_active == date(2024, 3, 1)
 
 
 @examples

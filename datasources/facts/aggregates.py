@@ -20,6 +20,13 @@ from typing import Any
 from psycopg import sql
 
 from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts.grain import (
+    MonthGrain,
+    filter_clause,
+    month_relation,
+    month_rollup_for,
+    presence_count,
+)
 from usage_gateway.datasources.facts.vocabulary import (
     Dimension,
     Direction,
@@ -140,6 +147,7 @@ def _aggregate(
     describe: bool = False,
     related: Dimension | None = None,
     having: sql.Composable = _TRUE,
+    present: bool = False,
 ) -> sql.Composed:
     """``SELECT`` the keys, the metrics (named as UsageTotals fields) and, with ``describe``,
     ``last_active`` and the sorted ``related`` values (none without ``related``) of the facts matching
@@ -148,6 +156,10 @@ def _aggregate(
     Without ``active_counts`` the active counts read 0. With them and ``pre_aggregate``, facts are first
     summed per keys × user × api key × model (see :func:`_partial_sums`), so that the ``count(DISTINCT …)``
     sorts run over those few partial sums rather than over every fact.
+
+    With ``present``, ``source`` is a :func:`~usage_gateway.datasources.facts.grain.month_relation`: a group
+    is kept only if it is present, its related values are those of its present rows, and ``last_active``
+    reads null (the month rows do not say it: :func:`breakdown` looks it up for the page).
     """
     named_keys = [sql.SQL("{} AS {}").format(expr, sql.Identifier(alias)) for alias, expr in keys]
     if active_counts and pre_aggregate:
@@ -157,13 +169,17 @@ def _aggregate(
     else:
         sums, last_active, select = _SUMS, "max(date)", [*named_keys]
     select += [_metric(name, sums, active_counts) for name in _METRICS]
+    if present:
+        last_active, having = "NULL::date", sql.SQL("bool_or(present) AND {}").format(having)
     if describe:
         select.append(sql.SQL(last_active + " AS last_active"))
         select.append(
             sql.SQL("'{}'::text[] AS related")
             if related is None
-            else sql.SQL("array_agg(DISTINCT {r} {c} ORDER BY {r} {c}) AS related").format(
-                r=sql.Identifier(related.value), c=_C
+            else sql.SQL("array_agg(DISTINCT {r} {c} ORDER BY {r} {c}){only} AS related").format(
+                r=sql.Identifier(related.value),
+                c=_C,
+                only=sql.SQL(" FILTER (WHERE present)" if present else ""),
             )
         )
     query = sql.SQL("SELECT {} FROM {} WHERE {}").format(_list(select), source, where)
@@ -210,14 +226,7 @@ def _columns(alias: str) -> sql.Composable:
 def where_clause(f: FactFilter, params: dict[str, Any]) -> sql.Composable:
     """The filter as a condition on ``usage_facts``; adds its values to ``params``."""
     params["date_from"], params["date_to"] = f.date_from, f.date_to
-    conditions: list[sql.Composable] = [sql.SQL("date BETWEEN %(date_from)s AND %(date_to)s")]
-    for dimension in Dimension:
-        values = f.values_for(dimension)
-        if values is not None:
-            name = f"only_{dimension.value}"
-            params[name] = list(values)
-            conditions.append(_any(dimension, name))
-    return sql.SQL(" AND ").join(conditions)
+    return sql.SQL("date BETWEEN %(date_from)s AND %(date_to)s AND {}").format(filter_clause(f, params))
 
 
 def _listed(related: Dimension | None) -> tuple[Dimension, ...]:
@@ -289,12 +298,10 @@ async def totals(db: Database, f: FactFilter, *, active_counts: bool = True) -> 
     if not active_counts:
         row = await db.fetch_one(sums, params)
         return UsageTotals.ZERO if row is None else UsageTotals.from_values(row)
+    grain = MonthGrain.of(f.date_from, f.date_to)
     counts = [
-        sql.SQL("(SELECT {count} FROM {source} WHERE {where}) AS {name}").format(
-            count=sql.SQL(_ACTIVE[name]),
-            source=source_for(f, (dimension,), active_counts=False),
-            where=where,
-            name=sql.Identifier(name),
+        sql.SQL("{} AS {}").format(
+            _active_count(f, name, dimension, grain, where, params), sql.Identifier(name)
         )
         for name, dimension in _COUNTED.items()
     ]
@@ -302,6 +309,24 @@ async def totals(db: Database, f: FactFilter, *, active_counts: bool = True) -> 
     query = sql.SQL("SELECT {}, {} FROM ({}) AS s").format(_list(columns), _list(counts), sums)
     row = await db.fetch_one(query, params)
     return UsageTotals.ZERO if row is None else UsageTotals.from_values(row)
+
+
+def _active_count(
+    f: FactFilter,
+    name: str,
+    dimension: Dimension,
+    grain: MonthGrain,
+    where: sql.Composable,
+    params: dict[str, Any],
+) -> sql.Composable:
+    """The subquery of an active count: from the month rollups' active days when the range reads whole
+    months and a month rollup keeps ``dimension`` and the filter's, else from the smallest day relation."""
+    rollup = month_rollup_for(f, (dimension,))
+    if grain.worth_it and rollup is not None:
+        return presence_count(f, rollup, grain, _ACTIVE[name], params)
+    return sql.SQL("(SELECT {} FROM {} WHERE {})").format(
+        sql.SQL(_ACTIVE[name]), source_for(f, (dimension,), active_counts=False), where
+    )
 
 
 async def time_series(
@@ -366,16 +391,36 @@ async def breakdown(
             " AND key {c} > %(after_key)s))"
         ).format(metric=sql.Identifier(order.metric.value), beyond=beyond, c=_C)
     related = _RELATED[dimension]
+    dims = (dimension, *_listed(related))
+    where = where_clause(f, params)
+    grain = MonthGrain.of(f.date_from, f.date_to)
+    rollup = month_rollup_for(f, dims)
+    by_month = grain.worth_it and rollup is not None and not active_counts
     groups = _aggregate(
         [("key", sql.Identifier(dimension.value))],
-        where_clause(f, params),
-        source=source_for(f, (dimension, *_listed(related)), active_counts=active_counts),
+        _TRUE if by_month else where,
+        source=(
+            month_relation(f, rollup, grain, params)
+            if by_month and rollup is not None
+            else source_for(f, dims, active_counts=active_counts)
+        ),
         active_counts=active_counts,
         pre_aggregate=True,
         describe=True,
         related=related,
         having=sql.SQL(" AND ").join(having),
+        present=by_month,
     )
+    columns = _group_columns("page")
+    if by_month:  # the month rows do not say which day was the last: the page's groups look it up
+        columns = sql.SQL("{}, {}, (SELECT max(date) FROM {} WHERE {} AND {} = page.key), {}").format(
+            sql.Identifier("page", "key"),
+            _columns("page"),
+            source_for(f, (dimension,), active_counts=False),
+            where,
+            sql.Identifier(dimension.value),
+            sql.Identifier("page", "related"),
+        )
     # Aggregate once; the count and the page both read the materialized CTE. The LEFT JOIN keeps one
     # row (carrying the count) when the page is empty.
     query = sql.SQL(
@@ -383,7 +428,7 @@ async def breakdown(
         " SELECT total.n, {columns} FROM (SELECT count(*) AS n FROM groups) total"
         " LEFT JOIN LATERAL (SELECT * FROM groups WHERE {start} ORDER BY {order} LIMIT %(limit)s) page"
         " ON true ORDER BY {order}"
-    ).format(groups=groups, columns=_group_columns("page"), start=start, order=_order_by(order))
+    ).format(groups=groups, columns=columns, start=start, order=_order_by(order))
     result = await db.fetch_all(query, params)
     total_count = int(result[0][0]) if result else 0
     rows = [_group_row(row[1:]) for row in result if row[1] is not None]

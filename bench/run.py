@@ -175,6 +175,17 @@ def _counts(value: str) -> tuple[int, ...]:
     return numbers
 
 
+def _admission(value: str) -> tuple[int, int, float]:
+    try:
+        concurrent, queued, wait = value.split(",")
+        parsed = int(concurrent), int(queued), float(wait)
+    except ValueError:
+        raise argparse.ArgumentTypeError("three numbers, comma separated: N,Q,W") from None
+    if parsed[0] < 1 or parsed[1] < 0 or parsed[2] <= 0:
+        raise argparse.ArgumentTypeError("N ≥ 1, Q ≥ 0, W > 0")
+    return parsed
+
+
 # The plan's sizes a run may change: option, Plan field, help.
 _PLAN_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--dashboard-days", "dashboard_days", "range of the warm, concurrency, cache, statements and shedding"
@@ -187,6 +198,8 @@ _PLAN_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--export-days", "export_days", "export ranges, comma separated: memory is compared first to last"),
     ("--export-formats", "export_formats", f"export formats among {', '.join(EXPORT_FORMATS)}"),
     ("--shed-clients", "shed_clients", "concurrent clients of the shedding figures"),
+    ("--shed-admission", "shed_admission", "the shedding figures' MAX_CONCURRENT_OPERATIONS,"
+     " MAX_QUEUED_OPERATIONS and MAX_QUEUE_WAIT_SECONDS, e.g. 4,20,5 (default: the gateway's)"),
 )  # fmt: skip
 _TYPES: dict[str, Callable[[str], Any]] = {
     "dashboard_days": int,
@@ -197,6 +210,7 @@ _TYPES: dict[str, Callable[[str], Any]] = {
     "export_days": _counts,
     "export_formats": _formats,
     "shed_clients": int,
+    "shed_admission": _admission,
 }
 
 

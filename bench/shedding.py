@@ -77,6 +77,7 @@ async def _load(
     variables = dashboard_variables(first, last)
     outcomes = Outcomes()
     jitter = random.Random(12)
+    loop = asyncio.get_running_loop()
     async with open_gateway(database_url, redis_url, last, answer_cache=False, **settings) as gateway:
         await gateway.ask(DASHBOARD, variables)  # the day markers, the plans, the pools
         headers = {"Authorization": f"Bearer {gateway.token}"}
@@ -93,7 +94,8 @@ async def _load(
                 outcomes.shed_ms.append(ms)
                 wait = float(response.headers["Retry-After"])
                 outcomes.retry_after.append(wait)
-                await asyncio.sleep(wait * (1 + _JITTER * jitter.random()))
+                # …but not past the load's time: a client has nothing more to ask after it.
+                await asyncio.sleep(min(wait * (1 + _JITTER * jitter.random()), max(0.0, end - loop.time())))
             elif response.status_code == 200 and not codes and body.get("data") is not None:
                 outcomes.answered_ms.append(ms)
             elif codes == ["QUERY_TOO_COMPLEX"] and body["errors"][0]["message"].startswith(_TIMED_OUT):
@@ -102,6 +104,7 @@ async def _load(
                 outcomes.failures.append(f"HTTP {response.status_code}: {response.text[:200]}")
 
         clients = plan.shed_clients
+        end = loop.time() + plan.load_seconds
         load = await run_clients(clients, one, budget=Budget(plan.requests_at(clients), plan.load_seconds))
         outcomes.seconds = load.seconds
     return outcomes

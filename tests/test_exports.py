@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.export_copy import copy_lines
 from tests.facts_data import BASE, DAYS, KEYS, Fact, facts_lists, filters, make_fact, replace_facts
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.exports import records as exports
@@ -35,6 +36,7 @@ from usage_gateway.datasources.exports.records import (
     run_export,
     write_export,
 )
+from usage_gateway.datasources.exports.tables import copy_table
 from usage_gateway.datasources.exports.writers import RowWriter
 from usage_gateway.datasources.facts.aggregates import FactFilter, totals
 
@@ -357,14 +359,14 @@ async def test_a_failure_mid_export_leaves_no_file(
     assert await asyncio.to_thread(os.listdir, tmp_path) == []
 
 
-def test_json_numbers_and_csv_quoting_follow_the_standards(tmp_path: Path) -> None:
+async def test_json_numbers_and_csv_quoting_follow_the_standards(db: Database) -> None:
     from usage_gateway.datasources.exports.writers import open_writer
 
     columns = [Column("name", Kind.TEXT), Column("spend", Kind.DECIMAL), Column("n", Kind.INT)]
     rows = [("a,b", "0.000000000000000000012345", 2**62), ('say "hi"\nbye', "NaN", 0), (None, "-3", -1)]
     out = io.BytesIO()
     writer = open_writer(ExportFormat.CSV, out, columns, {})
-    writer.write(rows)
+    writer.write(await copy_lines(db, columns, rows))
     writer.close()
     assert out.getvalue().decode() == (
         'name,spend,n\r\n"a,b",0.000000000000000000012345,4611686018427387904\r\n'
@@ -380,8 +382,8 @@ def test_json_numbers_and_csv_quoting_follow_the_standards(tmp_path: Path) -> No
     assert lines[2] == {"name": None, "spend": -3, "n": -1}
 
 
-def test_xlsx_continues_on_a_new_sheet_past_the_row_limit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_xlsx_continues_on_a_new_sheet_past_the_row_limit(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from usage_gateway.datasources.exports import xlsx as export_xlsx
     from usage_gateway.datasources.exports.writers import open_writer
@@ -392,8 +394,8 @@ def test_xlsx_continues_on_a_new_sheet_past_the_row_limit(
     path = tmp_path / "out.xlsx"
     with path.open("wb") as file:
         writer = open_writer(ExportFormat.XLSX, file, columns, {})
-        writer.write(rows[:1])
-        writer.write(rows[1:])
+        writer.write(copy_table(await copy_lines(db, columns, rows[:1]), columns))
+        writer.write(copy_table(await copy_lines(db, columns, rows[1:]), columns))
         writer.close()
     workbook = openpyxl.load_workbook(path)
     assert workbook.sheetnames == ["usage", "usage 2", "usage 3"]

@@ -12,15 +12,19 @@ from typing import IO, Any
 
 import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from usage_gateway.datasources.exports.columns import Column, Kind, Row
+from usage_gateway.datasources.exports.columns import Column, Kind
+from usage_gateway.datasources.exports.tables import ARROW_TYPES
 
 PARQUET_ROW_GROUP_ROWS = 50_000
 
 
 class ParquetWriter:
-    """Row groups of about :data:`PARQUET_ROW_GROUP_ROWS` rows, buffered as Arrow batches (compact)."""
+    """Row groups of about :data:`PARQUET_ROW_GROUP_ROWS` rows, buffered as Arrow tables (compact).
+
+    Takes Arrow tables with a column per export column (see :mod:`~.tables`), spend as its decimal text."""
 
     def __init__(self, sink: IO[bytes], columns: Sequence[Column], metadata: dict[str, Any]) -> None:
         fields = []
@@ -28,31 +32,31 @@ class ParquetWriter:
             if column.kind is Kind.DECIMAL:
                 fields += [pa.field(column.name, pa.float64()), pa.field(f"{column.name}_exact", pa.string())]
             else:
-                fields.append(pa.field(column.name, _ARROW_TYPES[column.kind]))
+                fields.append(pa.field(column.name, ARROW_TYPES[column.kind]))
         self._schema = pa.schema(fields, metadata={"usage_gateway": orjson.dumps(metadata)})
         self._kinds = [column.kind for column in columns]
         self._writer = pq.ParquetWriter(sink, self._schema, compression="zstd")
         self._pending: list[Any] = []
         self._pending_rows = 0
 
-    def write(self, rows: Sequence[Row]) -> None:
-        if not rows:
+    def write(self, table: Any) -> None:
+        if not table.num_rows:
             return
         arrays = []
-        for kind, values in zip(self._kinds, zip(*rows, strict=True), strict=True):
+        for kind, values in zip(self._kinds, table.columns, strict=True):
             if kind is Kind.DECIMAL:
-                arrays.append(pa.array([None if v is None else float(v) for v in values], pa.float64()))
-                arrays.append(pa.array(values, pa.string()))
+                # Arrow reads decimal text into the nearest double, as float() does.
+                arrays += [pc.cast(values, pa.float64()), values]
             else:
-                arrays.append(pa.array(values, _ARROW_TYPES[kind]))
-        self._pending.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
-        self._pending_rows += len(rows)
+                arrays.append(values)
+        self._pending.append(pa.Table.from_arrays(arrays, schema=self._schema))
+        self._pending_rows += table.num_rows
         if self._pending_rows >= PARQUET_ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending:
-            self._writer.write_table(pa.Table.from_batches(self._pending), row_group_size=self._pending_rows)
+            self._writer.write_table(pa.concat_tables(self._pending), row_group_size=self._pending_rows)
             self._pending, self._pending_rows = [], 0
 
     def close(self) -> None:
@@ -62,6 +66,3 @@ class ParquetWriter:
     def abort(self) -> None:
         self._pending = []
         self._writer.close()
-
-
-_ARROW_TYPES = {Kind.DATE: pa.date32(), Kind.TEXT: pa.string(), Kind.INT: pa.int64()}

@@ -151,6 +151,12 @@ def export_query(f: FactFilter, group_by: Sequence[ExportDimension]) -> tuple[sq
     return query, params
 
 
+def copy_statement(query: sql.Composed) -> sql.Composed:
+    """The rows of ``query`` as Postgres' CSV, one ``\n``-ended line per row: NULL an unquoted empty field,
+    the empty string ``""``, fields quoted when they hold a comma, a quote, CR or LF."""
+    return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+
+
 def count_query(
     f: FactFilter, group_by: Sequence[ExportDimension]
 ) -> tuple[sql.SQL | sql.Composed, dict[str, Any]]:

@@ -1,10 +1,12 @@
 """The export formats, a writer for each, and :func:`open_writer`, which picks one.
 
-A writer gets rows in batches (tuples in column order, see :mod:`usage_gateway.datasources.exports.columns`)
-and writes them to a binary sink as it goes, so memory holds one batch whatever the size of the export.
-Each format has its module beside this one: ``csv``, ``json`` (JSON and NDJSON), ``xlsx`` and ``parquet``;
-they share only the vocabulary of :mod:`~usage_gateway.datasources.exports.columns`, and none imports this
-module, so this one imports them all.
+A writer gets the rows in batches, in the form its :class:`Feed` names, and writes them to a binary sink
+as it goes, so memory holds one batch whatever the size of the export: JSON and NDJSON take tuples in
+column order (see :mod:`usage_gateway.datasources.exports.columns`) from a cursor; CSV takes the lines of
+Postgres' own CSV (``COPY``), which it passes on nearly as they are; XLSX and Parquet take the same lines
+parsed into Arrow tables (:mod:`~usage_gateway.datasources.exports.tables`), which they turn into their
+format a column at a time. Each format has its module beside this one: ``csv``, ``json`` (JSON and
+NDJSON), ``xlsx`` and ``parquet``; none imports this module, so this one imports them all.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import IO, Any, Protocol, assert_never
 
-from usage_gateway.datasources.exports.columns import Column, Row
+from usage_gateway.datasources.exports.columns import Column
 from usage_gateway.datasources.exports.csv import CsvWriter
 from usage_gateway.datasources.exports.json import JsonWriter, NdjsonWriter
 from usage_gateway.datasources.exports.parquet import ParquetWriter
@@ -45,8 +47,24 @@ _MEDIA_TYPES = {
 }
 
 
+class Feed(StrEnum):
+    ROWS = "rows"  # Sequence[Row], from a cursor
+    COPY = "copy"  # Sequence[bytes | memoryview]: COPY lines of Postgres' CSV, one row each
+    ARROW = "arrow"  # pyarrow.Table: the COPY lines parsed (tables.copy_table)
+
+
+FEEDS = {
+    ExportFormat.CSV: Feed.COPY,
+    ExportFormat.JSON: Feed.ROWS,
+    ExportFormat.NDJSON: Feed.ROWS,
+    ExportFormat.XLSX: Feed.ARROW,
+    ExportFormat.PARQUET: Feed.ARROW,
+}
+
+
 class RowWriter(Protocol):
-    def write(self, rows: Sequence[Row]) -> None: ...
+    def write(self, batch: Any) -> None:
+        """Write a batch of rows, in the form of the format's :data:`FEEDS` entry."""
 
     def close(self) -> None:
         """Write what the format needs after the last row and flush into the sink (left open)."""

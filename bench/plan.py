@@ -7,7 +7,7 @@ from datetime import date
 
 from bench.reference_data import Scale
 
-GROUPS = ("cold", "warm", "concurrency", "cache", "statements", "export", "curves", "shedding")
+GROUPS = ("cold", "warm", "concurrency", "endusers", "cache", "statements", "export", "curves", "shedding")
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Plan:
             cache_requests=200,
             nodes=(5, 50, 500),
             export_days=(91, 365),
-            export_formats=("CSV", "PARQUET"),
+            export_formats=("CSV", "PARQUET", "XLSX"),
             curve_days=(30, 90, 365),
         )
 
@@ -89,7 +89,7 @@ class Plan:
             cache_requests=40,
             nodes=(5, 50),
             export_days=(4, 14),
-            export_formats=("CSV", "PARQUET"),
+            export_formats=("CSV", "PARQUET", "XLSX"),
             curve_days=(3, 7, 14),
             shed_clients=8,
             shed_admission=(1, 1, 0.5),  # a 7-day dashboard is fast: only this little capacity overloads

@@ -94,7 +94,7 @@ async def warm_figures(plan: Plan, database_url: str, redis_url: str) -> list[Fi
         timing = await time_dashboard(gateway, bare, first, last, plan.repeat)
     days = plan.dashboard_days
     main = dashboard_figure("warm", f"warm {days}-d dashboard, server time", timing, plan.repeat)
-    main.target = Target("ratio", "<=", 1.3)
+    main.target = Target("value", "<=", 300)
     sequential = median(timing.bare_sequential_ms)
     versus_sequential = Figure(
         group="warm",

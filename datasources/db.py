@@ -32,7 +32,7 @@ class StatementCounter:
 
 # Aggregations sort and hash many rows: give them memory, and skip JIT compilation, which costs more
 # than it saves on queries of this size.
-_SESSION_OPTIONS = "-c work_mem=64MB -c jit=off"
+_SESSION_OPTIONS = "-c work_mem=64MB -c jit=off -c max_parallel_workers_per_gather=0"
 
 _counter: ContextVar[StatementCounter | None] = ContextVar("statement_counter", default=None)
 

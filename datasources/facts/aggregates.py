@@ -323,7 +323,8 @@ def _active_count(
     months and a month rollup keeps ``dimension`` and the filter's, else from the smallest day relation."""
     rollup = month_rollup_for(f, (dimension,))
     if grain.worth_it and rollup is not None:
-        return presence_count(f, rollup, grain, _ACTIVE[name], params)
+        excluded = None if dimension is Dimension.MODEL else "unattributed"
+        return presence_count(f, rollup, grain, dimension, excluded, params)
     return sql.SQL("(SELECT {} FROM {} WHERE {})").format(
         sql.SQL(_ACTIVE[name]), source_for(f, (dimension,), active_counts=False), where
     )

@@ -24,7 +24,7 @@ async def copy_lines(db: Database, columns: Sequence[Column], rows: Sequence[Seq
             sql.SQL(", ").join(
                 [sql.Literal(n)]
                 + [
-                    sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(_SQL_TYPES[column.kind]))
+                    sql.SQL("({})::{}").format(sql.Literal(value), sql.SQL(_SQL_TYPES[column.kind]))
                     for column, value in zip(columns, row, strict=True)
                 ]
             )

@@ -22,6 +22,7 @@ from psycopg import sql
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.facts.grain import (
     MonthGrain,
+    MonthRollup,
     filter_clause,
     month_relation,
     month_rollup_for,
@@ -396,46 +397,88 @@ async def breakdown(
     where = where_clause(f, params)
     grain = MonthGrain.of(f.date_from, f.date_to)
     rollup = month_rollup_for(f, dims)
-    by_month = grain.worth_it and rollup is not None and not active_counts
-    groups = _aggregate(
-        [("key", sql.Identifier(dimension.value))],
-        _TRUE if by_month else where,
-        source=(
-            month_relation(f, rollup, grain, params)
-            if by_month and rollup is not None
-            else source_for(f, dims, active_counts=active_counts)
-        ),
-        active_counts=active_counts,
-        pre_aggregate=True,
-        describe=True,
-        related=related,
-        having=sql.SQL(" AND ").join(having),
-        present=by_month,
-    )
-    columns = _group_columns("page")
-    if by_month:  # the month rows do not say which day was the last: the page's groups look it up
-        columns = sql.SQL("{}, {}, (SELECT max(date) FROM {} WHERE {} AND {} = page.key), {}").format(
-            sql.Identifier("page", "key"),
-            _columns("page"),
-            source_for(f, (dimension,), active_counts=False),
+    if grain.worth_it and rollup is not None and not active_counts:
+        query = _month_page(f, dimension, rollup, grain, order, sql.SQL(" AND ").join(having), start, params)
+    else:
+        groups = _aggregate(
+            [("key", sql.Identifier(dimension.value))],
             where,
-            sql.Identifier(dimension.value),
-            sql.Identifier("page", "related"),
+            source=source_for(f, dims, active_counts=active_counts),
+            active_counts=active_counts,
+            pre_aggregate=True,
+            describe=True,
+            related=related,
+            having=sql.SQL(" AND ").join(having),
         )
-    # Aggregate once; the count and the page both read the materialized CTE. The LEFT JOIN keeps one
-    # row (carrying the count) when the page is empty.
-    query = sql.SQL(
-        "WITH groups AS MATERIALIZED ({groups})"
-        " SELECT total.n, {columns} FROM (SELECT count(*) AS n FROM groups) total"
-        " LEFT JOIN LATERAL (SELECT * FROM groups WHERE {start} ORDER BY {order} LIMIT %(limit)s) page"
-        " ON true ORDER BY {order}"
-    ).format(groups=groups, columns=columns, start=start, order=_order_by(order))
+        # Aggregate once; the count and the page both read the materialized CTE. The LEFT JOIN keeps one
+        # row (carrying the count) when the page is empty.
+        query = sql.SQL(
+            "WITH groups AS MATERIALIZED ({groups})"
+            " SELECT total.n, {columns} FROM (SELECT count(*) AS n FROM groups) total"
+            " LEFT JOIN LATERAL (SELECT * FROM groups WHERE {start} ORDER BY {order} LIMIT %(limit)s) page"
+            " ON true ORDER BY {order}"
+        ).format(groups=groups, columns=_group_columns("page"), start=start, order=_order_by(order))
     result = await db.fetch_all(query, params)
     total_count = int(result[0][0]) if result else 0
     rows = [_group_row(row[1:]) for row in result if row[1] is not None]
     page = rows[:first]
     end_cursor = encode_cursor(dimension, order, page[-1]) if page else None
     return GroupPage(total_count, page, len(rows) > first, end_cursor)
+
+
+def _month_page(
+    f: FactFilter,
+    dimension: Dimension,
+    rollup: MonthRollup,
+    grain: MonthGrain,
+    order: Order,
+    having: sql.Composable,
+    start: sql.Composable,
+    params: dict[str, Any],
+) -> sql.Composed:
+    """:func:`breakdown`'s statement over the month rollups, in two passes: every group summed on the
+    order's metric alone (what ranking and counting need), then every metric summed for the page's groups
+    only, read through the rollup's key. ``last_active``, which month rows do not hold, is looked up in
+    the day rows for the page's groups."""
+    key = sql.Identifier(dimension.value)
+    ranked = sql.SQL(
+        "SELECT {key} AS key, sum({column}) AS {metric} FROM {relation} GROUP BY 1"
+        " HAVING bool_or(present) AND {having}"
+    ).format(
+        key=key,
+        column=sql.Identifier(_SUMS[order.metric.value]),
+        metric=sql.Identifier(order.metric.value),
+        relation=month_relation(f, rollup, grain, params),
+        having=having,
+    )
+    only_page = sql.SQL("{} = ANY(ARRAY(SELECT key FROM page))").format(key)
+    detail = _aggregate(
+        [("key", key)],
+        _TRUE,
+        source=month_relation(f, rollup, grain, params, only=only_page),
+        active_counts=False,
+        pre_aggregate=False,
+        describe=True,
+        related=_RELATED[dimension],
+        present=True,
+    )
+    last_active = sql.SQL("(SELECT max(date) FROM {} WHERE {} AND {} = detail.key)").format(
+        source_for(f, (dimension,), active_counts=False), where_clause(f, params), key
+    )
+    return sql.SQL(
+        "WITH ranked AS MATERIALIZED ({ranked}),"
+        " page AS MATERIALIZED (SELECT key FROM ranked WHERE {start} ORDER BY {order} LIMIT %(limit)s),"
+        " detail AS ({detail})"
+        " SELECT total.n, detail.key, {metrics}, {last_active}, detail.related"
+        " FROM (SELECT count(*) AS n FROM ranked) total LEFT JOIN detail ON true ORDER BY {order}"
+    ).format(
+        ranked=ranked,
+        start=start,
+        order=_order_by(order),
+        detail=detail,
+        metrics=_columns("detail"),
+        last_active=last_active,
+    )
 
 
 async def series_by_group(

@@ -36,6 +36,9 @@ METRIC_COLUMNS = (
 )
 
 
+_TRUE = sql.SQL("true")
+
+
 @dataclass(frozen=True)
 class MonthRollup:
     table: str
@@ -102,7 +105,7 @@ class MonthGrain:
 
 def filter_clause(f: FactFilter, params: dict[str, Any]) -> sql.Composable:
     """The filter's dimensions (not its dates) as a condition; adds their values to ``params``."""
-    conditions: list[sql.Composable] = [sql.SQL("true")]
+    conditions: list[sql.Composable] = [_TRUE]
     for dimension in Dimension:
         values = f.values_for(dimension)
         if values is not None:
@@ -127,15 +130,21 @@ def _months_param(params: dict[str, Any], name: str, months: Iterable[tuple[date
 
 
 def month_relation(
-    f: FactFilter, rollup: MonthRollup, grain: MonthGrain, params: dict[str, Any]
+    f: FactFilter,
+    rollup: MonthRollup,
+    grain: MonthGrain,
+    params: dict[str, Any],
+    *,
+    only: sql.Composable = _TRUE,
 ) -> sql.Composable:
     """The filter's facts as rows of ``rollup``'s dimensions and the metric columns, with ``present`` (the
     row's group has facts in the range), to be summed per group: the month rows, the subtracted day rows
-    negated, the added day rows. Rows of a group not ``present`` sum to zero."""
+    negated, the added day rows. Rows of a group not ``present`` sum to zero. ``only``: a further
+    condition on the dimensions, applied within each part (where the indexes can serve it)."""
     dims = sql.SQL(", ").join(sql.Identifier(d.value) for d in sorted(rollup.dimensions))
     metrics = sql.SQL(", ").join(sql.Identifier(column) for column in METRIC_COLUMNS)
     negated = sql.SQL(", ").join(sql.SQL("-{0} AS {0}").format(sql.Identifier(c)) for c in METRIC_COLUMNS)
-    where = filter_clause(f, params)
+    where = sql.SQL("{} AND {}").format(filter_clause(f, params), only)
     params["grain_subtracted"], params["grain_added"] = list(grain.subtracted), list(grain.added)
     return sql.SQL(
         "(SELECT {dims}, {metrics}, (m.active_days & r.days) <> 0 AS present"

@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "USAGE_GATEWAY_"
@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     # How long a query's answer may be served from Redis (0: no answer cache; it needs REDIS_URL).
     answer_cache_ttl_seconds: Annotated[int, Field(ge=0)] = 300
     # Admission control of POST /graphql (issue 12): at most this many operations run at once (0: no
-    # admission control), this many more wait in arrival order, each at most this long (under the
-    # operation timeout); any other is answered 503 OVERLOADED with Retry-After.
+    # admission control), this many more wait in arrival order, each at most this long (keep it well under
+    # OPERATION_TIMEOUT_SECONDS); any other is answered 503 OVERLOADED with Retry-After.
     max_concurrent_operations: Annotated[int, Field(ge=0)] = 10
     max_queued_operations: Annotated[int, Field(ge=0)] = 50
     max_queue_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
@@ -95,14 +95,6 @@ class Settings(BaseSettings):
     def _postgres_url(cls, value: str) -> str:
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
-        return value
-
-    @field_validator("max_queue_wait_seconds")
-    @classmethod
-    def _wait_under_the_timeout(cls, value: float, info: ValidationInfo) -> float:
-        timeout = info.data.get("operation_timeout_seconds")
-        if timeout is not None and value >= timeout:
-            raise ValueError(f"must be less than OPERATION_TIMEOUT_SECONDS ({timeout:g})")
         return value
 
     @field_validator("redis_url", "litellm_url", "jwt_jwks_url")

@@ -46,6 +46,9 @@ def answer_key(
 ) -> str:
     """The Redis key of an answer: a sha256 over the viewer's scope, the operation and its variables.
 
+    ``query`` is the document's canonical text (printed back from its syntax tree), so that texts that
+    differ only in comments or whitespace share a key.
+
     Raises ``TypeError`` for variables JSON cannot carry (then the answer is not cached).
     """
     material = orjson.dumps(

@@ -34,8 +34,10 @@ from usage_gateway.schema.access import ROOT_TYPES, root_fields
 from usage_gateway.schema.limits.cost import document_cost
 
 NEVER_CACHED = frozenset({"export"})  # an export's status moves without any data version change
-# A document holds at most Limits.max_tokens tokens, so an entry stays well under a megabyte.
 DEFAULT_MAX_ENTRIES = 256
+# A parsed document takes about 130 times its text in memory (the 1 KB dashboard: 130 KiB), so the texts
+# kept are bounded in total too: about 35 MiB at most, whatever texts the clients send.
+DEFAULT_MAX_CHARS = 256 * 1024
 MAX_COSTS_KEPT = 64  # costs of one document by its variables (dashboards vary their range)
 
 
@@ -88,15 +90,20 @@ def prepare(
 
 
 class PreparedDocuments:
-    """A bounded LRU of prepared documents by query text and operation name, for one schema.
+    """An LRU of prepared documents by query text and operation name, for one schema, bounded in entries
+    and in the total length of their texts.
 
     A document of one operation is kept under the name None: a request may name its operation or not.
     """
 
-    def __init__(self, limits: Limits, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(
+        self, limits: Limits, max_entries: int = DEFAULT_MAX_ENTRIES, max_chars: int = DEFAULT_MAX_CHARS
+    ) -> None:
         self.limits = limits
         self.max_entries = max_entries
+        self.max_chars = max_chars
         self._entries: OrderedDict[tuple[str, str | None], PreparedDocument] = OrderedDict()
+        self._chars = 0  # of the texts kept
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -128,8 +135,15 @@ class PreparedDocuments:
         if found is not None and found.operation_name == operation_name:
             self._entries.move_to_end(key)
             return found
-        prepared = self._entries[key] = prepare(document, operation_name, schema, self.limits)
+        prepared = prepare(document, operation_name, schema, self.limits)
+        if len(query) > self.max_chars:
+            return prepared
+        if found is not None:
+            self._chars -= len(query)
+        self._entries[key] = prepared
         self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._chars += len(query)
+        while len(self._entries) > self.max_entries or self._chars > self.max_chars:
+            (evicted, _), _ = self._entries.popitem(last=False)
+            self._chars -= len(evicted)
         return prepared

@@ -221,3 +221,15 @@ def test_the_prepared_documents_are_bounded() -> None:
     # Variants differ only in their comment: one canonical text.
     assert documents.get(texts[0], None).canonical == documents.get(texts[2], None).canonical  # type: ignore[union-attr]
     assert schema.documents.max_entries == 256
+    # Bounded by the length of the texts too: a longer text pushes out as many as it takes.
+    documents = PreparedDocuments(Limits(), max_chars=3 * len(texts[0]))
+    for text in texts:
+        documents.record(text, None, parse(text), schema._schema)
+    assert len(documents) == 3
+    long = texts[0] + "x" * len(texts[0])  # twice as long: two texts go
+    documents.record(long, None, parse(long), schema._schema)
+    assert [documents.get(text, None) is not None for text in (*texts, long)] == [False, False, True, True]
+    longest = texts[0] + "x" * 3 * len(texts[0])  # longer than the whole budget: not kept
+    documents.record(longest, None, parse(longest), schema._schema)
+    assert documents.get(longest, None) is None
+    assert documents.get(long, None) is not None

@@ -6,6 +6,8 @@ every request after a fixed latency (200 ms at reference scale), then the same d
   opened as the server opens them (``Resources.open``), then ``DayCache.ensure(first, last)`` — pages,
   narrowing queries and verification included — at each ``LITELLM_CONCURRENCY`` of the plan (8, the
   default, and 16).
+- The gateway's own CPU per LiteLLM row in the default load (``time.process_time`` around it, over the
+  rows LiteLLM serves), against the baseline's: what stays serial however many requests overlap.
 - The dashboard: the same on a fresh database, but through ``POST /graphql`` (bench/queries.py's
   dashboard over the N days; its previous period, the N days before, LiteLLM has no rows for), against
   the load at the default concurrency: what answering a cold request adds to loading its days.
@@ -54,6 +56,8 @@ from usage_gateway.server.config import Settings
 from usage_gateway.server.resources import Resources
 
 PAGE_SIZE = 1000
+# The gateway's own CPU per LiteLLM row in a cold load (issue 12): 117 µs before typed decoding.
+CPU_TARGET_US_PER_ROW = 30.0
 # A cold dashboard waits for its days: at reference scale that outlasts the default
 # OPERATION_TIMEOUT_SECONDS (30 s), which would cut the request short rather than time it.
 DASHBOARD_TIMEOUT_SECONDS = 3600.0
@@ -76,14 +80,23 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-async def sequential_baseline(url: str, first: date, last: date) -> tuple[float, int]:
-    """Seconds and requests to read every page of every day, one request after another."""
+@dataclass(frozen=True)
+class Load:
+    """A timed read of the range: wall seconds, this process's CPU seconds, LiteLLM requests by kind."""
+
+    seconds: float
+    cpu_seconds: float
+    counts: Counter[str]
+
+
+async def sequential_baseline(url: str, first: date, last: date) -> tuple[float, float, int]:
+    """Seconds, CPU seconds and requests to read every page of every day, one request after another."""
     requests = 0
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     async with LiteLLMClient(url, MASTER_KEY, concurrency=1, page_size=PAGE_SIZE) as client:
         for day in _days(first, last):
             requests += await _day_pages(client, day)
-    return time.perf_counter() - began, requests
+    return time.perf_counter() - began, time.process_time() - cpu, requests
 
 
 def _litellm_settings(litellm: LiteLLMProcess, concurrency: int) -> dict[str, Any]:
@@ -117,8 +130,8 @@ async def warm_up(
         await asyncio.gather(*(_day_pages(client, day) for day in _days(first, last)))
         computed = litellm.counts()[COMPUTED]
     with fresh_database(pg) as url:
-        _, counts = await gateway_load(litellm, url, redis_url, first, last, concurrency=16)
-    computed += counts[COMPUTED]
+        load = await gateway_load(litellm, url, redis_url, first, last, concurrency=16)
+    computed += load.counts[COMPUTED]
     with fresh_database(pg) as url:
         _, counts, _ = await dashboard_load(litellm, url, redis_url, first, last, plan.cold_concurrency[0])
     return computed + counts[COMPUTED]
@@ -148,16 +161,16 @@ async def _check_stored(litellm: LiteLLMProcess, resources: Resources, what: str
 
 async def gateway_load(
     litellm: LiteLLMProcess, database_url: str, redis_url: str, first: date, last: date, concurrency: int
-) -> tuple[float, Counter[str]]:
-    """Seconds and LiteLLM requests of a cold load into an empty database; checks every row arrived."""
+) -> Load:
+    """A cold load into an empty database; checks every row arrived. Its CPU is this process's only:
+    LiteLLM runs in its own, and Postgres's work is not counted."""
     async with opened(database_url, redis_url, last, **_litellm_settings(litellm, concurrency)) as resources:
         assert resources.redis is not None
         await resources.redis.flushall()
         litellm.counts()
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         report = await resources.days.ensure(first, last)
-        seconds = time.perf_counter() - began
-        counts = litellm.counts()
+        load = Load(time.perf_counter() - began, time.process_time() - cpu, litellm.counts())
         days = (last - first).days + 1
         if not report.complete or len(report.closed) != days:
             raise BenchError(
@@ -165,7 +178,7 @@ async def gateway_load(
                 f" {len(report.unverified)} unverified, {report.failures}"
             )
         await _check_stored(litellm, resources, "cold load")
-    return seconds, counts
+    return load
 
 
 async def dashboard_load(
@@ -264,8 +277,10 @@ def _requests(counts: Counter[str]) -> int:
 @dataclass
 class ColdRuns:
     baseline: list[float] = field(default_factory=list)
+    baseline_cpu: list[float] = field(default_factory=list)
     baseline_requests: int = 0
     gateway: dict[int, list[float]] = field(default_factory=dict)
+    gateway_cpu: dict[int, list[float]] = field(default_factory=dict)
     requests: dict[int, Counter[str]] = field(default_factory=dict)
     dashboard: list[float] = field(default_factory=list)
     dashboard_requests: Counter[str] = field(default_factory=Counter)
@@ -276,21 +291,24 @@ class ColdRuns:
 async def _run(plan: Plan, litellm: LiteLLMProcess, pg: LocalPostgres, redis_url: str) -> ColdRuns:
     first, last = plan.last_day - timedelta(days=plan.cold_days - 1), plan.last_day
     default = plan.cold_concurrency[0]
-    runs = ColdRuns(gateway={c: [] for c in plan.cold_concurrency})
+    runs = ColdRuns(
+        gateway={c: [] for c in plan.cold_concurrency}, gateway_cpu={c: [] for c in plan.cold_concurrency}
+    )
     for repetition in range(plan.slow_repeat):
         if plan.cold_baseline:
-            seconds, runs.baseline_requests = await sequential_baseline(litellm.url, first, last)
+            seconds, cpu, runs.baseline_requests = await sequential_baseline(litellm.url, first, last)
             runs.baseline.append(seconds)
+            runs.baseline_cpu.append(cpu)
             runs.computed["baseline"] += litellm.counts()[COMPUTED]
             log.info("cold baseline: %d requests one after another, %.1f s", runs.baseline_requests, seconds)
         for concurrency in plan.cold_concurrency:
             with fresh_database(pg) as url:
-                seconds, runs.requests[concurrency] = await gateway_load(
-                    litellm, url, redis_url, first, last, concurrency
-                )
+                load = await gateway_load(litellm, url, redis_url, first, last, concurrency)
                 if concurrency == default and repetition == plan.slow_repeat - 1:
                     runs.warm = await warm_timings(url, redis_url, first, last, plan.repeat)
+            seconds, runs.requests[concurrency] = load.seconds, load.counts
             runs.gateway[concurrency].append(seconds)
+            runs.gateway_cpu[concurrency].append(load.cpu_seconds)
             runs.computed[f"gateway at {concurrency}"] += runs.requests[concurrency][COMPUTED]
             total = _requests(runs.requests[concurrency])
             log.info("cold gateway at concurrency %d: %d requests, %.1f s", concurrency, total, seconds)
@@ -302,6 +320,29 @@ async def _run(plan: Plan, litellm: LiteLLMProcess, pg: LocalPostgres, redis_url
         runs.computed["dashboard"] += runs.dashboard_requests[COMPUTED]
         log.info("cold dashboard: %d requests, %.1f s", _requests(runs.dashboard_requests), seconds)
     return runs
+
+
+def _cpu_figure(plan: Plan, runs: ColdRuns, rows: int, common: dict[str, Any]) -> Figure:
+    """The gateway's own CPU per LiteLLM row in the default load: what is left of its time once requests
+    overlap (LiteLLM's CPU is its own process's; Postgres's is not counted). Against the baseline's CPU
+    per row: receiving every page and parsing it to dicts, nothing more."""
+    default = plan.cold_concurrency[0]
+    per_row = [seconds * 1e6 / rows for seconds in runs.gateway_cpu[default]]
+    baseline = [seconds * 1e6 / rows for seconds in runs.baseline_cpu]
+    return Figure(
+        group="cold",
+        name=f"gateway CPU per LiteLLM row, cold {plan.cold_days}-d load at LITELLM_CONCURRENCY {default}",
+        unit="µs",
+        value=median(per_row),
+        baseline=median(baseline) if baseline else None,
+        baseline_name="the baseline's: fetching and parsing the pages, nothing else" if baseline else "",
+        ratio=ratio(median(per_row), median(baseline)) if baseline else None,
+        ratio_means="gateway ÷ baseline",
+        target=Target("value", "<=", CPU_TARGET_US_PER_ROW),
+        repeats=len(per_row),
+        samples={"us_per_row": per_row, "baseline_us_per_row": baseline},
+        details={**common, "concurrency": default, "measured": "time.process_time() around the load"},
+    )
 
 
 async def cold_figures(plan: Plan, pg: LocalPostgres, redis_url: str) -> list[Figure]:
@@ -386,6 +427,7 @@ async def cold_figures(plan: Plan, pg: LocalPostgres, redis_url: str) -> list[Fi
             },
         )
     )
+    figures.append(_cpu_figure(plan, runs, served.rows, common))
     baselines = {
         "day check": "bare Redis MGET of its day markers",
         "totals": "its SQL, run bare",

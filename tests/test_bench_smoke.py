@@ -103,8 +103,9 @@ async def test_every_benchmark_runs_and_reports_a_number(
         assert figure["samples"], figure
         assert all(all(map(_numeric, s)) for s in figure["samples"].values()), figure
     assert list(by_group) == list(GROUPS)
-    # The loads, the cold dashboard, then the day check, totals and daily series warm.
-    assert len(by_group["cold"]) == len(PLAN.cold_concurrency) + 1 + 3
+    # The loads, the cold dashboard, the gateway's CPU per row, then the day check, totals and daily
+    # series warm.
+    assert len(by_group["cold"]) == len(PLAN.cold_concurrency) + 1 + 1 + 3
     assert len(by_group["concurrency"]) == len(by_group["cache"]) == 2 * len(PLAN.clients)
     assert len(by_group["curves"]) == len(PLAN.curve_days) + 1
     url = smoke_cluster.datasets["reference"].url
@@ -134,6 +135,10 @@ async def test_every_benchmark_runs_and_reports_a_number(
     # The cold dashboard asked for the previous period too (bench/cold.py checks its sums and freshness).
     dashboard = by_group["cold"][len(PLAN.cold_concurrency)]
     assert "dashboard" in dashboard["name"]
+    cpu = by_group["cold"][len(PLAN.cold_concurrency) + 1]
+    assert cpu["unit"] == "µs", cpu
+    assert cpu["value"] > 0, cpu
+    assert cpu["baseline"] > 0, cpu
     assert sum(dashboard["details"]["gateway_requests"].values()) > sum(cold["gateway_requests"].values())
     assert [f["name"].split(": ", 1)[-1] for f in by_group["cold"][-3:]] == [
         f"{PLAN.cold_days}-d day check",

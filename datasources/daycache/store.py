@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
 from usage_gateway.datasources.db import Database, note_statement
-from usage_gateway.datasources.litellm.client import KeyMetadata
-from usage_gateway.datasources.litellm.split import Fact, total
+from usage_gateway.datasources.litellm.split import Fact
+from usage_gateway.datasources.litellm.wire import KeyMetadata
 
 DayStatus = Literal["open", "closed"]
 
@@ -19,7 +19,13 @@ _METRIC_COLUMNS = (
     " total_tokens, api_requests, successful_requests, failed_requests, total_response_time_ms,"
     " timed_requests"
 )
+_STATE_COLUMNS = (
+    "date, status, fetched_at, verified, spend, api_requests, total_tokens, fact_count, unverified_fetches"
+)
+# Binary COPY: the text of each number is neither formatted here nor parsed there.
+_FACT_TYPES = ("date", "text", "text", "text", "text", "text", "numeric", *["int8"] * 10)
 _KEY_COLUMNS = "api_key, key_alias, team_id, user_id, user_email, key_exists, last_seen"
+_KEY_TYPES = ("text", "text", "text", "text", "text", "bool", "date")
 _FACT_COLUMNS = f"date, api_key, litellm_user_id, model, provider, user_id, {_METRIC_COLUMNS}"
 # The staged rows carry no user: attribution is the database's job (attributed_user, migration 0001).
 _ATTRIBUTED_SELECT = (
@@ -55,8 +61,7 @@ class DayStore:
 
     async def states(self, days: Sequence[date]) -> dict[date, DayState]:
         rows = await self._db.fetch_all(
-            "SELECT date, status, fetched_at, verified, spend, api_requests, total_tokens, fact_count,"
-            " unverified_fetches FROM usage_days WHERE date = ANY(%s)",
+            f"SELECT {_STATE_COLUMNS} FROM usage_days WHERE date = ANY(%s)",
             (list(days),),
         )
         return {row[0]: DayState(*row) for row in rows}
@@ -80,20 +85,9 @@ class DayStore:
         """Swap in a day's facts in one transaction: readers see the old day or the new one, never half.
 
         A cell with no usage at all (LiteLLM keeps rows whose every number is zero) is not a fact: it would
-        count its user, key and model as active without a request, a token or a cent behind it.
+        count its user, key and model as active without a request, a token or a cent behind it. The facts go
+        in by binary COPY; the day's sums are Postgres's, over what it stored.
         """
-        facts = [fact for fact in facts if not fact.metrics.is_zero()]
-        summed = total(facts)
-        state = DayState(
-            day,
-            status,
-            fetched_at,
-            verified,
-            summed.spend,
-            summed.api_requests,
-            summed.total_tokens,
-            len(facts),
-        )
         async with self._db.transaction() as conn:
             note_statement("replace_day")
             await conn.execute("DELETE FROM usage_facts WHERE date = %s", (day,))
@@ -101,19 +95,11 @@ class DayStore:
                 "CREATE TEMP TABLE IF NOT EXISTS staged_facts (LIKE usage_facts) ON COMMIT DELETE ROWS"
             )
             cursor = conn.cursor()
-            async with cursor.copy(f"COPY staged_facts ({_FACT_COLUMNS}) FROM STDIN") as copy:
-                for fact in facts:
-                    await copy.write_row(
-                        (
-                            day,
-                            fact.api_key,
-                            fact.litellm_user_id,
-                            fact.model,
-                            fact.provider,
-                            "",
-                            *fact.metrics.as_tuple(),
-                        )
-                    )
+            async with cursor.copy(f"COPY staged_facts ({_FACT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_FACT_TYPES)
+                for api_key, user, model, provider, metrics in facts:
+                    if any(metrics):
+                        await copy.write_row((day, api_key, user, model, provider, "", *metrics))
             await conn.execute(
                 f"INSERT INTO usage_facts ({_FACT_COLUMNS}) SELECT {_ATTRIBUTED_SELECT} FROM staged_facts"
             )
@@ -122,7 +108,8 @@ class DayStore:
             await conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS staged_keys (LIKE litellm_keys) ON COMMIT DELETE ROWS"
             )
-            async with cursor.copy(f"COPY staged_keys ({_KEY_COLUMNS}) FROM STDIN") as copy:
+            async with cursor.copy(f"COPY staged_keys ({_KEY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_KEY_TYPES)
                 for key, m in keys.items():
                     await copy.write_row(
                         (key, m.key_alias, m.team_id, m.user_id, m.user_email, m.key_exists, day)
@@ -137,26 +124,18 @@ class DayStore:
             )
             upserted = await conn.execute(
                 "INSERT INTO usage_days (date, status, fetched_at, verified, fact_count, spend, api_requests,"
-                " total_tokens, unverified_fetches) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " total_tokens, unverified_fetches)"
+                " SELECT %s, %s, %s, %s, count(*), coalesce(sum(spend), 0), coalesce(sum(api_requests), 0),"
+                " coalesce(sum(total_tokens), 0), %s FROM staged_facts"
                 " ON CONFLICT (date) DO UPDATE SET status = EXCLUDED.status,"
                 " fetched_at = EXCLUDED.fetched_at, verified = EXCLUDED.verified,"
                 " fact_count = EXCLUDED.fact_count, spend = EXCLUDED.spend,"
                 " api_requests = EXCLUDED.api_requests, total_tokens = EXCLUDED.total_tokens,"
                 " unverified_fetches = CASE WHEN EXCLUDED.verified THEN 0"
                 " ELSE usage_days.unverified_fetches + 1 END"
-                " RETURNING unverified_fetches",
-                (
-                    day,
-                    status,
-                    fetched_at,
-                    verified,
-                    len(facts),
-                    summed.spend,
-                    summed.api_requests,
-                    summed.total_tokens,
-                    0 if verified else 1,
-                ),
+                f" RETURNING {_STATE_COLUMNS}",
+                (day, status, fetched_at, verified, 0 if verified else 1),
             )
             returned = await upserted.fetchone()
         assert returned is not None  # an upsert with RETURNING returns its row
-        return replace(state, unverified_fetches=returned[0])
+        return DayState(*returned)

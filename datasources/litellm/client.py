@@ -10,19 +10,21 @@ metrics stay as sent until something reads them.
 from __future__ import annotations
 
 import asyncio
-import operator
-from collections.abc import Coroutine, Iterable, Mapping
+import functools
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 import httpx
+import msgspec
 import orjson
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from usage_gateway.datasources.litellm.day_metrics import DayMetrics
+from usage_gateway.datasources.litellm.wire import ActivityPage, KeyMetadata, SentDay, SentMetrics, decoder
 from usage_gateway.errors import UpstreamRejected, UpstreamUnavailable
 
 log = structlog.get_logger(__name__)
@@ -38,37 +40,32 @@ class _Transient(Exception):
     """A failure worth retrying: timeout, connection error, 5xx, or a body that is not valid JSON."""
 
 
-@dataclass(frozen=True)
-class KeyMetadata:
-    key_alias: str | None
-    team_id: str | None
-    user_id: str | None
-    user_email: str | None
-    key_exists: bool | None
-
-
 Rollup = Literal["user", "model", "provider"]  # the three ways a key's day is rolled up
-# One page's metrics as LiteLLM sent them, in DayMetrics' field order (spend still a float), or the exact
-# sum of several pages'. Most are never read, so they become DayMetrics only when read (see _exact).
-_Sent = tuple[Any, ...] | DayMetrics
-_SENT = operator.itemgetter(*DayMetrics.NAMES)
-# Breakdown → the roll-up of a key's day it gives: entities are LiteLLM users on the user route.
-_ROLLUPS: tuple[tuple[str, Rollup], ...] = (
-    ("entities", "user"),
-    ("models", "model"),
-    ("providers", "provider"),
-)
+# One page's metrics as LiteLLM sent them (spend still a float), or the exact sum of several pages'.
+# Most are never read, so they become DayMetrics only when read (see _exact).
+_Sent = SentMetrics | DayMetrics
 
 
 def _exact(sent: _Sent) -> DayMetrics:
     """As DayMetrics.from_litellm: spend is the Decimal of the float LiteLLM sent, never a float sum."""
     if isinstance(sent, DayMetrics):
         return sent
-    return DayMetrics(Decimal(repr(float(sent[0]))), *sent[1:])
+    return DayMetrics(
+        Decimal(repr(sent.spend)),
+        sent.prompt_tokens,
+        sent.completion_tokens,
+        sent.cache_read_input_tokens,
+        sent.cache_creation_input_tokens,
+        sent.total_tokens,
+        sent.api_requests,
+        sent.successful_requests,
+        sent.failed_requests,
+        sent.total_response_time_ms,
+        sent.timed_requests,
+    )
 
 
-def _merged(held: _Sent | None, metrics: Mapping[str, Any]) -> _Sent:
-    sent: _Sent = _SENT(metrics)
+def _merged(held: _Sent | None, sent: SentMetrics) -> _Sent:
     return sent if held is None else _exact(held) + _exact(sent)
 
 
@@ -107,26 +104,30 @@ class DayActivity:
     keys: dict[str, KeyActivity] = field(default_factory=dict)
     key_metadata: dict[str, KeyMetadata] = field(default_factory=dict)
 
-    def merge_page(self, day: Mapping[str, Any]) -> None:
-        breakdown = day["breakdown"]
+    def merge_page(self, day: SentDay) -> None:
+        breakdown = day.breakdown
         keys = self.keys
-        for name, rollup in _ROLLUPS:
-            for bucket, entry in breakdown[name].items():
-                for key, key_entry in entry["api_key_breakdown"].items():
-                    activity = keys.get(key) or keys.setdefault(key, KeyActivity())
-                    buckets = activity.sent(rollup)
-                    buckets[bucket] = _merged(buckets.get(bucket), key_entry["metrics"])
-        for key, entry in breakdown["api_keys"].items():
-            activity = keys.get(key) or keys.setdefault(key, KeyActivity())
-            activity.sent_total = _merged(activity.sent_total, entry["metrics"])
-            meta = entry["metadata"]
-            self.key_metadata[key] = KeyMetadata(
-                key_alias=meta.get("key_alias"),
-                team_id=meta.get("team_id"),
-                user_id=meta.get("user_id"),
-                user_email=meta.get("user_email"),
-                key_exists=meta.get("key_exists"),
-            )
+        for rollups, rollup in (
+            (breakdown.entities, "users"),
+            (breakdown.models, "models"),
+            (breakdown.providers, "providers"),
+        ):
+            for bucket, entry in rollups.items():
+                for key, key_entry in entry.api_key_breakdown.items():
+                    activity = keys.get(key)
+                    if activity is None:
+                        activity = keys[key] = KeyActivity()
+                    buckets: dict[str, _Sent] = getattr(activity, rollup)
+                    held = buckets.get(bucket)
+                    buckets[bucket] = key_entry.metrics if held is None else _merged(held, key_entry.metrics)
+        metadata = self.key_metadata
+        for key, total in breakdown.api_keys.items():
+            activity = keys.get(key)
+            if activity is None:
+                activity = keys[key] = KeyActivity()
+            held = activity.sent_total
+            activity.sent_total = total.metrics if held is None else _merged(held, total.metrics)
+            metadata[key] = total.metadata
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,13 @@ class LiteLLMClient:
 
     async def get_json(self, path: str, params: Mapping[str, str]) -> Any:
         """GET with retries on timeouts, connection errors, 5xx and broken JSON; never on 4xx."""
+        return await self._get(path, params, functools.partial(_decode_json, path))
+
+    async def activity_page(self, params: Mapping[str, str]) -> ActivityPage:
+        """One page of ``/user/daily/activity``, decoded straight into the structs the split reads."""
+        return await self._get(DAILY_ACTIVITY, params, _decode_page)
+
+    async def _get(self, path: str, params: Mapping[str, str], decode: Callable[[bytes], T]) -> T:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._attempts),
@@ -207,14 +215,14 @@ class LiteLLMClient:
                 reraise=True,
             ):
                 with attempt:
-                    return await self._get_once(path, params)
+                    return decode(await self._get_once(path, params))
         except _Transient as exc:
             raise UpstreamUnavailable(
                 f"LiteLLM {path} failed after {self._attempts} attempts: {exc}"
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
-    async def _get_once(self, path: str, params: Mapping[str, str]) -> Any:
+    async def _get_once(self, path: str, params: Mapping[str, str]) -> bytes:
         async with self._slots:
             try:
                 response = await self._http.get(path, params=params)
@@ -232,11 +240,7 @@ class LiteLLMClient:
                 f"LiteLLM {path} answered HTTP {response.status_code}: {_error_detail(response)}",
                 response.status_code,
             )
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            log.warning("litellm.malformed_json", path=path, bytes=len(response.content))
-            raise _Transient("malformed JSON") from None
+        return response.content
 
     async def daily_activity(
         self, start: date, end: date, query: DayQuery = DayQuery()
@@ -253,13 +257,13 @@ class LiteLLMClient:
             "page_size": str(self.page_size),
         }
         days: dict[date, DayActivity] = {}
-        first = await self.get_json(DAILY_ACTIVITY, {**base, "page": "1"})
-        total_pages = _total_pages(first)
-        _merge_body(days, first)
+        first = await self.activity_page({**base, "page": "1"})
+        total_pages = max(first.metadata.total_pages, 1)
+        _merge_page(days, first)
         del first
 
         async def page(number: int) -> None:
-            _merge_body(days, await self.get_json(DAILY_ACTIVITY, {**base, "page": str(number)}))
+            _merge_page(days, await self.activity_page({**base, "page": str(number)}))
 
         await gather_all(page(number) for number in range(2, total_pages + 1))
         return days
@@ -269,10 +273,10 @@ class LiteLLMClient:
         model and provider are crossed by construction. A request per row: the split's last resort."""
         when = day.isoformat()
         base = {"start_date": when, "end_date": when, **query.params(), "page_size": "1"}
-        first = await self.get_json(DAILY_ACTIVITY, {**base, "page": "1"})
+        first = await self.activity_page({**base, "page": "1"})
         others = await gather_all(
-            self.get_json(DAILY_ACTIVITY, {**base, "page": str(page)})
-            for page in range(2, _total_pages(first) + 1)
+            self.activity_page({**base, "page": str(page)})
+            for page in range(2, max(first.metadata.total_pages, 1) + 1)
         )
         return [found for body in (first, *others) for found in _merged_days(body)]
 
@@ -342,28 +346,43 @@ async def gather_all(work: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
     return [task.result() for task in tasks]
 
 
-def _total_pages(body: Any) -> int:
+def _decode_json(path: str, content: bytes) -> Any:
     try:
-        pages = int(body["metadata"]["total_pages"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UpstreamUnavailable(f"LiteLLM {DAILY_ACTIVITY} returned an unexpected body ({exc!r})") from None
-    return max(pages, 1)
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        log.warning("litellm.malformed_json", path=path, bytes=len(content))
+        raise _Transient("malformed JSON") from None
 
 
-def _merged_days(body: Any) -> Iterable[DayActivity]:
+def _decode_page(content: bytes) -> ActivityPage:
+    try:
+        return decoder.decode(content)
+    except msgspec.ValidationError as exc:
+        raise UpstreamUnavailable(f"LiteLLM {DAILY_ACTIVITY} returned an unexpected body ({exc})") from None
+    except msgspec.DecodeError:
+        log.warning("litellm.malformed_json", path=DAILY_ACTIVITY, bytes=len(content))
+        raise _Transient("malformed JSON") from None
+
+
+def _merged_days(page: ActivityPage) -> Iterable[DayActivity]:
     """One page's days, each merged on its own."""
     days: dict[date, DayActivity] = {}
-    _merge_body(days, body)
+    _merge_page(days, page)
     return days.values()
 
 
-def _merge_body(days: dict[date, DayActivity], body: Any) -> None:
-    try:
-        for day in body["results"]:
-            when = date.fromisoformat(day["date"])
-            days.setdefault(when, DayActivity(when)).merge_page(day)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise UpstreamUnavailable(f"LiteLLM {DAILY_ACTIVITY} returned an unexpected body ({exc!r})") from None
+def _merge_page(days: dict[date, DayActivity], page: ActivityPage) -> None:
+    for day in page.results:
+        try:
+            when = date.fromisoformat(day.date)
+        except ValueError as exc:
+            raise UpstreamUnavailable(
+                f"LiteLLM {DAILY_ACTIVITY} returned an unexpected body ({exc!r})"
+            ) from None
+        found = days.get(when)
+        if found is None:
+            found = days[when] = DayActivity(when)
+        found.merge_page(day)
 
 
 def _error_detail(response: httpx.Response) -> str:

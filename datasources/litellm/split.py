@@ -32,11 +32,11 @@ from usage_gateway.datasources.litellm.client import (
     DayActivity,
     DayQuery,
     KeyActivity,
-    KeyMetadata,
     LiteLLMClient,
     gather_all,
 )
-from usage_gateway.datasources.litellm.day_metrics import DayMetrics
+from usage_gateway.datasources.litellm.day_metrics import NAMES, DayMetrics
+from usage_gateway.datasources.litellm.wire import KeyMetadata
 
 UNASSIGNED = "Unassigned"
 # LiteLLM sums spend in doubles; a difference of its sums within this share of the whole is rounding.
@@ -291,12 +291,12 @@ async def read_days(client: LiteLLMClient, days: Sequence[date]) -> BatchRead:
 
 def _shortfall(expected: DayMetrics, got: DayMetrics) -> str:
     """What ``got`` misses of ``expected``, field by field (negative: too much), for the logs."""
-    missing = zip(DayMetrics.NAMES, (expected - got).as_tuple(), strict=True)
+    missing = zip(NAMES, (expected - got).as_tuple(), strict=True)
     fields = ", ".join(f"{name} {value:+}" for name, value in missing if value)
     return f"short by {fields}" if fields else "equal within noise"
 
 
 def total(facts: Iterable[Fact]) -> DayMetrics:
     """The facts' sum, column by column (a day has thousands of facts)."""
-    columns = zip(*(fact.metrics.as_tuple() for fact in facts), strict=True)
+    columns = zip(*(fact.metrics for fact in facts), strict=True)
     return DayMetrics(*(sum(column) for column in columns))

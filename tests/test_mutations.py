@@ -54,7 +54,15 @@ async def test_twenty_concurrent_refresh_today_calls_fetch_each_open_day_once(
     store = LiteLLMStore(keys=[], users=[], rows=spread_rows([today]))
     clock = clock_at(datetime.combine(today, time(15), UTC))
     with running_litellm(store) as url:
-        async with gateway_with_litellm(database_url, redis_url, url, clock=clock, export_dir=tmp_path) as gw:
+        # All twenty admitted at once: admission control's default would run them in two waves.
+        async with open_gateway(
+            database_url,
+            redis_url,
+            litellm_url=url,
+            clock=clock,
+            export_dir=tmp_path,
+            max_concurrent_operations=20,
+        ) as gw:
             bodies = await asyncio.gather(*(gw.data(REFRESH_TODAY) for _ in range(20)))
             assert day_fetches(store, today) == 1
             assert {tuple(b["refreshToday"]["days"]) for b in bodies} == {(today.isoformat(),)}

@@ -18,6 +18,7 @@ from usage_gateway.schema.limits import CostRateLimit, limit_extensions
 from usage_gateway.schema.mutation import Mutation
 from usage_gateway.schema.no_nul import NoNulCharacters
 from usage_gateway.schema.prepared import PreparedDocuments
+from usage_gateway.schema.prepared_validation import PreparedValidation
 from usage_gateway.schema.query import Query
 from usage_gateway.schema.scalars import SCALARS
 from usage_gateway.schema.warnings import Warnings
@@ -48,7 +49,9 @@ def build_schema(*, introspection: bool = True, limits: Limits | None = None) ->
         extensions.append(DisableIntrospection)
     limits = limits or Limits()
     documents = PreparedDocuments(limits)
-    extensions.extend([NoNulCharacters, Warnings, *limit_extensions(limits)])
+    extensions.extend(
+        [partial(PreparedValidation, documents), NoNulCharacters, Warnings, *limit_extensions(limits)]
+    )
     # The answer cache last: only what passed access and the rate limit may be answered from it.
     extensions.extend([RootFieldAccess, CostRateLimit, partial(AnswerCaching, documents)])
     return ServedSchema(

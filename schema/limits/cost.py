@@ -254,7 +254,8 @@ class QueryCost(SchemaExtension):
     """``QUERY_TOO_COMPLEX`` for an operation whose estimated cost is over ``limits.max_cost``.
 
     Every response carries ``extensions.cost = {"requested": N, "limit": L}``; the cost is also left in
-    the request's context for the rate limit.
+    the request's context for the rate limit. For a prepared document the rule does not run:
+    :class:`~schema.prepared_validation.PreparedValidation` puts its cost in the context instead.
     """
 
     def __init__(self, limits: Limits) -> None:
@@ -273,11 +274,14 @@ class QueryCost(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         yield
-        if isinstance(self.execution_context.context, Context):
+        # The rule did not run when the document was prepared: the budget holds its cost already.
+        if self._found and isinstance(self.execution_context.context, Context):
             self.execution_context.context.budget.cost = self.cost
 
     def get_results(self) -> dict[str, Any]:
-        return cost_extension(self.cost, self.limits)
+        context = self.execution_context.context
+        prepared = not self._found and isinstance(context, Context)
+        return cost_extension(context.budget.cost if prepared else self.cost, self.limits)
 
 
 def cost_extension(cost: int, limits: Limits) -> dict[str, Any]:

@@ -24,6 +24,7 @@ export benchmark of ``bench.run``: ~20 µs per row, ~45 µs in XLSX). Anything l
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import uuid
@@ -80,6 +81,7 @@ log = structlog.get_logger(__name__)
 
 INLINE_EXPORT_MAX_FACTS = 50_000
 FETCH_ROWS = 5_000
+BATCHES_AHEAD = 8  # fetched batches that may wait for the writer (a few MB)
 
 Progress = Callable[[int, int], None]  # (rows written so far, rows in the export)
 
@@ -208,11 +210,13 @@ async def _copied(
     """The rows as Postgres' CSV lines (one row each), :data:`FETCH_ROWS` at a time."""
     async with conn.cursor() as cursor, cursor.copy(copy_statement(query), params) as copy:
         lines: list[Any] = []
-        async for line in copy:
-            lines.append(line)
+        read, append = copy.read, lines.append
+        while line := await read():  # a third less CPU per row than ``async for``
+            append(line)
             if len(lines) >= FETCH_ROWS:
                 yield lines
                 lines = []
+                append = lines.append
         if lines:
             yield lines
 
@@ -224,22 +228,45 @@ def _write_table(writer: RowWriter, columns: Sequence[Column], lines: Sequence[A
 async def _pipe(
     batches: AsyncGenerator[list[Any]], write: Callable[[Any], None], total: int, on_progress: Progress | None
 ) -> int:
-    """Write every batch, fetching the next while one is written (in a worker thread); the rows written."""
+    """Write every batch in a worker thread, in order, while the next are fetched: up to
+    :data:`BATCHES_AHEAD` wait, so that a slow write (a Parquet row group) does not stall Postgres.
+    Returns the rows written."""
     written = 0
-    async with contextlib.aclosing(batches):
-        batch = await anext(batches, None)
-        while batch:
-            # The writer is idle again before anything else touches it, even when the fetch fails or is
-            # cancelled.
-            writing = asyncio.ensure_future(asyncio.to_thread(write, batch))
-            try:
-                following = await anext(batches, None)
-            finally:
+    waiting: collections.deque[list[Any]] = collections.deque()
+    writing: asyncio.Future[None] | None = None
+    writing_rows = 0
+
+    def start() -> None:
+        nonlocal writing, writing_rows
+        batch = waiting.popleft()
+        writing, writing_rows = asyncio.ensure_future(asyncio.to_thread(write, batch)), len(batch)
+
+    async def finish() -> None:
+        nonlocal writing, written
+        assert writing is not None
+        await writing
+        writing, written = None, written + writing_rows
+        if on_progress is not None:
+            on_progress(written, total)
+
+    try:
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                waiting.append(batch)
+                if writing is not None and (writing.done() or len(waiting) > BATCHES_AHEAD):
+                    await finish()
+                if writing is None:
+                    start()
+        while writing is not None:
+            await finish()
+            if waiting:
+                start()
+    finally:
+        # The writer is idle again before anything else touches it, even when a fetch failed or the
+        # export was cancelled.
+        if writing is not None:
+            with contextlib.suppress(Exception):
                 await writing
-            written += len(batch)
-            if on_progress is not None:
-                on_progress(written, total)
-            batch = following
     return written
 
 

@@ -31,8 +31,8 @@ def copy_table(lines: Sequence[bytes | memoryview], columns: Sequence[Column]) -
     data = b"".join(lines)
     return pa_csv.read_csv(
         pa.py_buffer(data),
-        # One block: the lines are a batch already (and blocks are parsed on threads of their own).
-        read_options=pa_csv.ReadOptions(column_names=names, block_size=len(data) + 1),
+        # One block on this thread: the lines are a batch already, and the other core runs Postgres.
+        read_options=pa_csv.ReadOptions(column_names=names, block_size=len(data) + 1, use_threads=False),
         parse_options=_PARSE,
         convert_options=pa_csv.ConvertOptions(
             column_types={column.name: ARROW_TYPES[column.kind] for column in columns},

@@ -130,7 +130,8 @@ def rows_xml(table: Any, first: int, kinds: Sequence[Kind]) -> memoryview:
     numbers = pc.cast(pa.array(range(first, first + table.num_rows), pa.int64()), pa.string())
     parts: list[Any] = ['<row r="', numbers, '">']
     for i, kind in enumerate(kinds):
-        values = table.column(i).combine_chunks()
+        column = table.column(i)
+        values = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         letter = _column_letters(i)
         if kind is Kind.DATE:
             text = pc.cast(pc.add(pc.cast(values, pa.int32()), _UNIX_EPOCH_SERIAL), pa.string())

@@ -7,9 +7,9 @@ is answered at once with HTTP 503, ``Retry-After`` and code ``OVERLOADED``; it n
 nothing of it ran. ``Retry-After`` estimates when a slot frees: the requests ahead times the recent
 service time, divided by the slots. ``MAX_CONCURRENT_OPERATIONS=0`` turns admission control off.
 
-It sits in front of the view, so before authentication and the answer cache: a request is admitted
-before anyone knows whether it is cheap. Unauthenticated requests, answered 401 in microseconds once
-admitted, hold a slot only that long, but they do take queue places.
+The view (:mod:`server.graphql_view`) asks for a slot after authentication and after the answer cache's
+fast path: a request refused 401 or answered from the cache never waits for a slot nor takes one, so
+cheap answers keep flowing while slow operations queue.
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import structlog
-from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from usage_gateway.errors import Overloaded
 from usage_gateway.server.config import Settings
-from usage_gateway.server.graphql_view import request_id
-from usage_gateway.server.responses import error_response
 
 log = structlog.get_logger("usage_gateway.admission")
 
@@ -121,6 +118,15 @@ class Admission:
             raise
         return self._clock()
 
+    @asynccontextmanager
+    async def slot(self, rid: str) -> AsyncIterator[None]:
+        """A slot for the ``async with`` block (see :meth:`acquire`)."""
+        taken = await self.acquire(rid)
+        try:
+            yield
+        finally:
+            self.release(taken)
+
     def _forget(self, waiter: asyncio.Future[None]) -> int:
         """Take a waiter out of the queue: how many were ahead of it."""
         try:
@@ -155,28 +161,3 @@ class Admission:
             waited_seconds=round(waited, 3),
             retry_after=retry_after,
         )
-
-
-class Admitted:
-    """``app`` behind ``admission`` for POST requests (the only ones that run operations); other methods
-    pass straight through."""
-
-    def __init__(self, app: ASGIApp, admission: Admission) -> None:
-        self.app = app
-        self.admission = admission
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        rid = request_id(Request(scope))
-        try:
-            taken = await self.admission.acquire(rid)
-        except Overloaded as exc:
-            headers = {"Retry-After": str(exc.retry_after), "X-Request-ID": rid}
-            await error_response(503, exc.code, exc.message, headers)(scope, receive, send)
-            return
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.admission.release(taken)

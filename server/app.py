@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.schema import build_schema
-from usage_gateway.server.admission import Admission, Admitted
+from usage_gateway.server.admission import Admission
 from usage_gateway.server.config import Settings
 from usage_gateway.server.downloads import download_route, expire_exports_periodically
 from usage_gateway.server.graphql_view import GraphQLView
@@ -75,7 +75,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
     _warn_about_posture(settings)
     limits = limits_from(settings)
     schema = build_schema(introspection=settings.introspection or settings.graphiql, limits=limits)
-    view = GraphQLView(schema, settings, held.get, limits)
+    view = GraphQLView(schema, settings, held.get, limits, Admission.from_settings(settings))
 
     async def ready(_: Request) -> Response:
         return await readiness(held.resources)
@@ -99,13 +99,12 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
                 opened, held.resources = held.get(), None
                 await opened.close()
 
-    admission = Admission.from_settings(settings)
     routes = [
-        Route("/graphql", view if admission is None else Admitted(view, admission)),
+        Route("/graphql", view),
         download_route(settings, held.get),
         Route("/healthz", healthz),
         Route("/readyz", ready),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.admission = admission
+    app.state.admission = view.admission
     return app

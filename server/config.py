@@ -76,8 +76,10 @@ class Settings(BaseSettings):
     answer_cache_ttl_seconds: Annotated[int, Field(ge=0)] = 300
     # Admission control of POST /graphql (issue 12): at most this many operations run at once (0: no
     # admission control), this many more wait in arrival order, each at most this long (keep it well under
-    # OPERATION_TIMEOUT_SECONDS); any other is answered 503 OVERLOADED with Retry-After.
-    max_concurrent_operations: Annotated[int, Field(ge=0)] = 10
+    # OPERATION_TIMEOUT_SECONDS); any other is answered 503 OVERLOADED with Retry-After. Answer-cache hits
+    # and refused requests take no slot. One process runs its operations' Python on one core: a few at
+    # once overlap their SQL, more only interleave them (10 dashboards at once timed out on 2 cores).
+    max_concurrent_operations: Annotated[int, Field(ge=0)] = 4
     max_queued_operations: Annotated[int, Field(ge=0)] = 50
     max_queue_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
     migrate_on_start: bool = False

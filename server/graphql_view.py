@@ -8,7 +8,8 @@ Before GraphQL sees a request: a body over ``MAX_BODY_BYTES`` is 413, a missing 
 says whether the answer came from the answer cache (``hit``), was computed after looking (``miss``), or
 the cache was not consulted (``bypass``: mutations, ``export`` lookups, requests refused before execution,
 no answer cache). A hit on a query text seen before is answered by :mod:`server.cached_answers` without
-Strawberry; everything else runs through it.
+Strawberry; everything else runs through it, once admission control (:mod:`server.admission`) gives it a
+slot: a request it sheds is answered 503 with ``Retry-After`` and code ``OVERLOADED``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 import orjson
 import structlog
@@ -28,12 +30,13 @@ from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from usage_gateway.datasources.rate_limit import CostRateLimiter
-from usage_gateway.errors import QueryTooComplex, Unauthenticated
+from usage_gateway.errors import Overloaded, QueryTooComplex, Unauthenticated
 from usage_gateway.resolvers.context import Budget, Context, Operations, RateLimiter
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.resolvers.loaders import Loaders
 from usage_gateway.resolvers.viewer import Viewer
 from usage_gateway.schema.schema import ServedSchema
+from usage_gateway.server.admission import Admission
 from usage_gateway.server.auth import KeySourceUnavailable, authenticate, challenge
 from usage_gateway.server.body_limit import BodyTooLarge, read_body, replay
 from usage_gateway.server.cached_answers import CachedAnswers
@@ -59,6 +62,7 @@ class GraphQLView(GraphQL[Context, None]):
         settings: Settings,
         resources: Callable[[], Resources],
         limits: Limits,
+        admission: Admission | None = None,
     ) -> None:
         super().__init__(
             schema, graphql_ide="graphiql" if settings.graphiql else None, allow_queries_via_get=False
@@ -68,6 +72,11 @@ class GraphQLView(GraphQL[Context, None]):
         self._limits = limits
         self._limiter: tuple[Redis, CostRateLimiter] | None = None
         self._cached_answers = CachedAnswers(schema)
+        self.admission = admission
+
+    def _slot(self, rid: str) -> AbstractAsyncContextManager[None]:
+        """A slot of admission control for running an operation (none to wait for when it is off)."""
+        return nullcontext() if self.admission is None else self.admission.slot(rid)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -137,7 +146,11 @@ class GraphQLView(GraphQL[Context, None]):
                         return Response(found.body, media_type="application/json", headers=headers)
                     limiter = found.limiter
                 context = self._context(resources, viewer, rid, limiter)
-                response = await self.run(request, context=context)
+                async with self._slot(rid):
+                    response = await self.run(request, context=context)
+        except Overloaded as exc:
+            headers = {"Retry-After": str(exc.retry_after), "X-Request-ID": rid}
+            return error_response(503, exc.code, exc.message, headers)
         except HTTPException as exc:
             response = PlainTextResponse(exc.reason, status_code=exc.status_code)
         except TimeoutError:

@@ -234,3 +234,34 @@ def test_bad_admission_settings_name_the_variable(overrides: dict[str, object], 
     message = str(refused.value)
     assert message.startswith(f"USAGE_GATEWAY_{variable}:")
     assert "\n" not in message
+
+
+async def test_refused_and_cached_answers_never_wait_for_a_slot(
+    database_url: str, redis_url: str, blocked: Blocked
+) -> None:
+    """Admission comes after authentication and the answer cache: a full gateway still answers 401s and
+    cache hits at once, and neither takes a slot."""
+    async with open_gateway(
+        database_url,
+        redis_url,
+        max_concurrent_operations=1,
+        max_queued_operations=0,
+        max_queue_wait_seconds=1,
+        answer_cache_ttl_seconds=300,
+    ) as gw:
+        admission = admission_of(gw)
+        await seed_days(gw.db, day(0), day(4))
+        blocked.gate.set()
+        assert (await totals_of(gw, 1)).headers["x-answer-cache"] == "miss"
+        blocked.gate.clear()
+        running = asyncio.create_task(totals_of(gw, 0))
+        await until(lambda: blocked.started == [day(1), day(0)])
+        assert overloaded(await totals_of(gw, 2))
+        hit = await totals_of(gw, 1)
+        assert (hit.status_code, hit.headers["x-answer-cache"]) == (200, "hit"), hit.text
+        forged = "not-a-" + "token"
+        assert (await gw.post("{ viewer { id } }", token=forged)).status_code == 401
+        assert (admission.running, admission.queued) == (1, 0)
+        blocked.gate.set()
+        assert (await running).status_code == 200
+        assert blocked.started == [day(1), day(0)]

@@ -25,7 +25,14 @@ from usage_gateway.server.tokens import issue_token
 SECRET = "bench-secret-" + "0123456789abcdef" * 4
 # What the benchmarks change from the defaults: many clients repeat one large query, so the per-user rate
 # limit (which would answer 429) is off and the cost limit is lifted; everything else is the default.
-OVERRIDES: dict[str, Any] = {"rate_limit_cost": 0, "max_query_cost": 10_000_000}
+# Admission control keeps its slots but never sheds: the load figures time every request, queueing
+# included (the shedding figures set their own admission).
+OVERRIDES: dict[str, Any] = {
+    "rate_limit_cost": 0,
+    "max_query_cost": 10_000_000,
+    "max_queued_operations": 100_000,
+    "max_queue_wait_seconds": 3600,
+}
 
 
 def pinned_clock(last_day: date) -> Clock:

@@ -7,7 +7,18 @@ from datetime import date
 
 from bench.reference_data import Scale
 
-GROUPS = ("cold", "warm", "concurrency", "endusers", "cache", "statements", "export", "curves", "shedding")
+GROUPS = (
+    "cold",
+    "warm",
+    "concurrency",
+    "endusers",
+    "distinct",
+    "cache",
+    "statements",
+    "export",
+    "curves",
+    "shedding",
+)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ reference scale). Prints a table; writes every raw sample to ``--json``. One mod
 - curves:      the dashboard at 30, 90 and 365 days, and at 1k and 10k users (bench/curves.py)
 - endusers:    each request another user's own 30-day page, with a `user` token, at 1 and 50 clients
                (bench/endusers.py)
+- distinct:    95-day dashboards no cache has seen (each its own range, half filtered to a model) on the
+               1,000-user set, at 1 and 50 clients (bench/distinct.py)
 - shedding:    200 clients on the dashboard, with the gateway's admission control and without it: p95 of
                the answered, time to a 503, shares shed and timed out (bench/shedding.py)
 
@@ -50,6 +52,7 @@ from bench.cache import cache_figures
 from bench.cluster import BenchCluster, running_cluster
 from bench.cold import cold_figures
 from bench.curves import curve_figures
+from bench.distinct import distinct_figures
 from bench.endusers import enduser_figures
 from bench.exports import export_figures
 from bench.plan import GROUPS, Plan
@@ -84,6 +87,8 @@ async def _run_one(group: str, plan: Plan, cluster: BenchCluster, redis_url: str
         return await curve_figures(plan, reference, cluster.datasets["small"].url, redis_url)
     if group == "endusers":
         return await enduser_figures(plan, reference, redis_url)
+    if group == "distinct":
+        return await distinct_figures(plan, cluster.datasets["small"].url, redis_url)
     if group == "shedding":
         return await shedding_figures(plan, reference, redis_url)
     raise ValueError(f"no benchmark {group!r}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import sys
 import zipfile
 from collections.abc import AsyncIterator, Sequence
@@ -296,3 +297,19 @@ async def test_an_export_outlasts_the_statement_timeout_of_requests(
             assert written.rows == 1
     finally:
         await db.close()
+
+
+async def test_a_parquet_export_names_its_filter_and_row_count_after_the_rows(
+    db: Database, tmp_path: Path
+) -> None:
+    f = await _facts_with_odd_names(db)
+    progress: list[tuple[int, int]] = []
+    written = await write_export(
+        db, f, ExportFormat.PARQUET, (ExportDimension.USER,), tmp_path / "out.parquet",
+        on_progress=lambda done, total: progress.append((done, total)),
+    )  # fmt: skip
+    metadata = json.loads(pq.read_schema(tmp_path / "out.parquet").metadata[b"usage_gateway"])
+    assert metadata["rowCount"] == written.rows == pq.read_metadata(tmp_path / "out.parquet").num_rows == 3
+    assert metadata["groupBy"] == ["USER"]
+    assert metadata["filter"]["from"] == f.date_from.isoformat()
+    assert progress == [(3, 12)]  # against the 12 facts read, a bound of the rows

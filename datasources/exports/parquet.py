@@ -1,4 +1,5 @@
-"""The Parquet writer: zstd row groups, the export's metadata in the file's schema.
+"""The Parquet writer: zstd row groups, the export's metadata in the file's key-value metadata (what
+readers show as the schema's), written last with the rows counted.
 
 Parquet holds ``spend`` as float64 (what every Parquet reader aggregates natively) plus ``spend_exact``,
 the exact decimal as a string: a fixed ``decimal128(38, 18)`` would silently round spends whose exact value
@@ -33,11 +34,15 @@ class ParquetWriter:
                 fields += [pa.field(column.name, pa.float64()), pa.field(f"{column.name}_exact", pa.string())]
             else:
                 fields.append(pa.field(column.name, ARROW_TYPES[column.kind]))
-        self._schema = pa.schema(fields, metadata={"usage_gateway": orjson.dumps(metadata)})
+        self._schema = pa.schema(fields)
+        self._metadata = metadata
         self._kinds = [column.kind for column in columns]
-        self._writer = pq.ParquetWriter(sink, self._schema, compression="zstd")
+        # No ARROW:schema entry: its copy of the metadata is fixed when the writer opens, before the rows
+        # are counted, and would hide the one written at the end. The types need no Arrow hints.
+        self._writer = pq.ParquetWriter(sink, self._schema, compression="zstd", store_schema=False)
         self._pending: list[Any] = []
         self._pending_rows = 0
+        self._rows = 0
 
     def write(self, table: Any) -> None:
         if not table.num_rows:
@@ -51,6 +56,7 @@ class ParquetWriter:
                 arrays.append(values)
         self._pending.append(pa.Table.from_arrays(arrays, schema=self._schema))
         self._pending_rows += table.num_rows
+        self._rows += table.num_rows
         if self._pending_rows >= PARQUET_ROW_GROUP_ROWS:
             self._flush()
 
@@ -61,6 +67,8 @@ class ParquetWriter:
 
     def close(self) -> None:
         self._flush()
+        metadata = {**self._metadata, "rowCount": self._rows}
+        self._writer.add_key_value_metadata({"usage_gateway": orjson.dumps(metadata)})
         self._writer.close()
 
     def abort(self) -> None:

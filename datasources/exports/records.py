@@ -1,10 +1,11 @@
 """Usage exports: rows grouped by chosen dimensions, streamed from Postgres to a file, tracked in ``exports``.
 
-One export reads one consistent snapshot (a REPEATABLE READ, READ ONLY transaction): it counts the rows,
-then streams them :data:`FETCH_ROWS` at a time and hands each batch to a writer in a worker thread, so the
-event loop stays free and memory holds a batch or two whatever the size. CSV, XLSX and Parquet read the
-rows as Postgres' own CSV (``COPY … TO STDOUT``, no Python object per value: a year of rows costs little
-more than the COPY alone); JSON and NDJSON page a server-side cursor. The file is
+One export reads one consistent snapshot (a REPEATABLE READ, READ ONLY transaction) and streams its rows
+:data:`FETCH_ROWS` at a time, handing each batch to a writer in a worker thread, so the event loop stays
+free and memory holds a few batches whatever the size. CSV, XLSX and Parquet read the rows as Postgres'
+own CSV (``COPY … TO STDOUT``, no Python object per value: a year of rows costs little more than the
+COPY alone) and count them as they go, checked against COPY's count; JSON and NDJSON count the rows
+first (JSON's metadata names the count before the rows), then page a server-side cursor. The file is
 written under a temporary name, fsynced and renamed, so the final name only ever holds a complete file;
 its sha256 and size are computed from the bytes as they are written.
 
@@ -83,7 +84,8 @@ INLINE_EXPORT_MAX_FACTS = 50_000
 FETCH_ROWS = 5_000
 BATCHES_AHEAD = 8  # fetched batches that may wait for the writer (a few MB)
 
-Progress = Callable[[int, int], None]  # (rows written so far, rows in the export)
+# (rows written so far, rows in the export; for CSV, XLSX and Parquet the facts read: as many or more)
+Progress = Callable[[int, int], None]
 
 
 class ExportStatus(StrEnum):
@@ -127,8 +129,10 @@ async def estimate_rows(
 
 
 def export_metadata(
-    f: FactFilter, group_by: Sequence[ExportDimension], generated_at: datetime, row_count: int
+    f: FactFilter, group_by: Sequence[ExportDimension], generated_at: datetime, row_count: int | None
 ) -> dict[str, Any]:
+    """What JSON and Parquet files say of themselves; ``row_count`` None for a writer that counts (Parquet
+    writes its metadata last)."""
     return {
         "filter": filter_to_json(f),
         "groupBy": [d.value for d in group_by],
@@ -151,16 +155,18 @@ async def write_export(
     fmt, group_by = ExportFormat(fmt), normalise_group_by(group_by)
     columns = export_columns(group_by)
     query, params = export_query(f, group_by)
-    counting, count_params = count_query(f, group_by)
     feed = FEEDS[fmt]
     async with db.transaction() as conn:
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         for setting in _EXPORT_SETTINGS:
             await conn.execute(setting)
-        note_statement(counting)
-        row = await (await conn.execute(counting, count_params)).fetchone()
-        total = int(row[0]) if row else 0
-        metadata = export_metadata(f, group_by, datetime.now(UTC), total)
+        if feed is Feed.ROWS:
+            total = await _count(conn, *count_query(f, group_by))
+        else:
+            # Counting the groups costs a tenth of the COPY (it groups every fact again): the progress
+            # counts against the facts read, a bound of the rows, and COPY counts the rows.
+            total = await _count(conn, *facts_count_query(f)) if on_progress is not None else 0
+        metadata = export_metadata(f, group_by, datetime.now(UTC), total if feed is Feed.ROWS else None)
         sink = await asyncio.to_thread(HashingSink.create, destination)
         writer: RowWriter | None = None
         try:
@@ -171,7 +177,8 @@ async def write_export(
             note_statement(query)
             batches = _fetched(conn, query, params) if feed is Feed.ROWS else _copied(conn, query, params)
             written = await _pipe(batches, write, total, on_progress)
-            if written != total:  # one snapshot: cannot happen; never pass a file contradicting its count
+            if feed is Feed.ROWS and written != total:
+                # One snapshot: cannot happen; never pass a file contradicting its count.
                 raise RuntimeError(f"export wrote {written} rows, counted {total}")
             await asyncio.to_thread(writer.close)
             return await asyncio.to_thread(sink.commit, written)
@@ -196,6 +203,12 @@ _EXPORT_SETTINGS = (
 )
 
 
+async def _count(conn: AsyncConnection[Any], query: Query, params: Params) -> int:
+    note_statement(query)
+    row = await (await conn.execute(query, params)).fetchone()
+    return int(row[0]) if row else 0
+
+
 async def _fetched(conn: AsyncConnection[Any], query: Query, params: Params) -> AsyncGenerator[list[Any]]:
     """The rows as tuples, :data:`FETCH_ROWS` at a time, from a server-side cursor."""
     async with conn.cursor(name="usage_export") as cursor:
@@ -207,18 +220,25 @@ async def _fetched(conn: AsyncConnection[Any], query: Query, params: Params) -> 
 async def _copied(
     conn: AsyncConnection[Any], query: sql.Composed, params: Params
 ) -> AsyncGenerator[list[Any]]:
-    """The rows as Postgres' CSV lines (one row each), :data:`FETCH_ROWS` at a time."""
-    async with conn.cursor() as cursor, cursor.copy(copy_statement(query), params) as copy:
-        lines: list[Any] = []
-        read, append = copy.read, lines.append
-        while line := await read():  # a third less CPU per row than ``async for``
-            append(line)
-            if len(lines) >= FETCH_ROWS:
+    """The rows as Postgres' CSV lines (one row each), :data:`FETCH_ROWS` at a time; fails at the end if
+    COPY sent another number of rows than were read."""
+    read_lines = 0
+    async with conn.cursor() as cursor:
+        async with cursor.copy(copy_statement(query), params) as copy:
+            lines: list[Any] = []
+            read, append = copy.read, lines.append
+            while line := await read():  # a third less CPU per row than ``async for``
+                append(line)
+                if len(lines) >= FETCH_ROWS:
+                    read_lines += len(lines)
+                    yield lines
+                    lines = []
+                    append = lines.append
+            if lines:
+                read_lines += len(lines)
                 yield lines
-                lines = []
-                append = lines.append
-        if lines:
-            yield lines
+        if cursor.rowcount != read_lines:
+            raise RuntimeError(f"COPY sent {cursor.rowcount} rows, {read_lines} were read")
 
 
 def _write_table(writer: RowWriter, columns: Sequence[Column], lines: Sequence[Any]) -> None:

@@ -25,7 +25,7 @@ import structlog
 from redis.asyncio import Redis
 
 from usage_gateway.datasources.daycache.locks import DayLocks, PostgresDayLocks, RedisDayLocks
-from usage_gateway.datasources.daycache.store import DayState, DayStatus, DayStore
+from usage_gateway.datasources.daycache.store import DayState, DayStatus, DayStore, DayWrite
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.litellm.client import LiteLLMClient, gather_all
 from usage_gateway.datasources.litellm.split import BatchRead, read_days
@@ -341,10 +341,7 @@ class DayCache:
         for day, why in mismatches.items():
             if why:
                 log.warning("day.mismatch", day=day.isoformat(), attempt=attempt, why=why)
-        states = await gather_all(
-            self._store_day(day, read, mismatch=mismatches[day], started=started) for day in done
-        )
-        outcomes: dict[date, Outcome] = dict(zip(done, states, strict=True))
+        outcomes: dict[date, Outcome] = dict(await self._store_days(done, read, mismatches, started))
         del read
         if moved:
             outcomes.update(
@@ -354,20 +351,31 @@ class DayCache:
             )
         return outcomes
 
-    async def _store_day(
-        self, day: date, read: BatchRead, *, mismatch: str | None, started: datetime
-    ) -> DayState:
-        verified = mismatch is None
-        if not verified:
-            log.warning("day.unverified", day=day.isoformat(), reads=self._verify_attempts, why=mismatch)
-        closes_at = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + self._close_after
-        status: DayStatus = "closed" if verified and started >= closes_at else "open"
+    async def _store_days(
+        self, days: list[date], read: BatchRead, mismatches: dict[date, str | None], started: datetime
+    ) -> dict[date, DayState]:
+        """Store the days of one read in one write (DayStore.replace_days)."""
+        writes = []
+        for day in days:
+            why = mismatches[day]
+            verified = why is None
+            if not verified:
+                log.warning("day.unverified", day=day.isoformat(), reads=self._verify_attempts, why=why)
+            day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+            closes_at = day_end + self._close_after
+            status: DayStatus = "closed" if verified and started >= closes_at else "open"
+            writes.append(DayWrite(day, read.facts[day], read.keys[day], status, verified, started))
         async with self._write_slots:
-            state = await self._store.replace_day(
-                day, read.facts[day], read.keys[day], status=status, verified=verified, fetched_at=started
+            states = await self._store.replace_days(writes)
+        for state in states.values():
+            log.info(
+                "day.fetched",
+                day=state.date.isoformat(),
+                status=state.status,
+                verified=state.verified,
+                facts=state.fact_count,
             )
-        log.info("day.fetched", day=day.isoformat(), status=status, verified=verified, facts=state.fact_count)
-        return state
+        return states
 
     async def _read_markers(self, days: Sequence[date]) -> dict[date, _Marker]:
         if self._redis is None or not days:

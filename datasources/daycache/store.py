@@ -1,4 +1,4 @@
-"""The Postgres tier of the day cache: which days we hold, and replacing a day atomically."""
+"""The Postgres tier of the day cache: which days we hold, and replacing days atomically."""
 
 from __future__ import annotations
 
@@ -32,6 +32,23 @@ _ATTRIBUTED_SELECT = (
     f"date, api_key, litellm_user_id, model, provider, attributed_user(api_key, date, litellm_user_id),"
     f" {_METRIC_COLUMNS}"
 )
+
+
+# The first key of the month locks of replace_days (pg_advisory_xact_lock(int, int)); the second is the
+# month's day number since 2000-01-01.
+_MONTH_LOCKS = 7_250_302
+
+
+@dataclass(frozen=True)
+class DayWrite:
+    """A day's facts and keys as read, and how to store it."""
+
+    day: date
+    facts: Sequence[Fact]
+    keys: dict[str, KeyMetadata]
+    status: DayStatus
+    verified: bool
+    fetched_at: datetime
 
 
 @dataclass(frozen=True)
@@ -72,51 +89,59 @@ class DayStore:
     async def reopen(self, days: Sequence[date]) -> None:
         await self._db.execute("UPDATE usage_days SET status = 'open' WHERE date = ANY(%s)", (list(days),))
 
-    async def replace_day(
-        self,
-        day: date,
-        facts: Sequence[Fact],
-        keys: dict[str, KeyMetadata],
-        *,
-        status: DayStatus,
-        verified: bool,
-        fetched_at: datetime,
-    ) -> DayState:
-        """Swap in a day's facts in one transaction: readers see the old day or the new one, never half.
+    async def replace_days(self, writes: Sequence[DayWrite]) -> dict[date, DayState]:
+        """Swap in the facts of several days in one transaction: readers see each day old or new, never
+        half. Every statement works on all the days at once, so the triggers that keep the rollups run
+        once per statement, not once per day.
 
         A cell with no usage at all (LiteLLM keeps rows whose every number is zero) is not a fact: it would
         count its user, key and model as active without a request, a token or a cent behind it. The facts go
-        in by binary COPY; the day's sums are Postgres's, over what it stored.
+        in by binary COPY; each day's sums are Postgres's, over what it stored. Writers of the same months
+        take turns (an advisory lock per month, in order): the month rollups' rows they share are then
+        never locked by two of them in opposite orders.
         """
+        if not writes:
+            return {}
+        days = [write.day for write in writes]
+        months = sorted({day.replace(day=1) for day in days})
         async with self._db.transaction() as conn:
-            note_statement("replace_day")
-            await conn.execute("DELETE FROM usage_facts WHERE date = %s", (day,))
+            note_statement("replace_days")
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, (m - DATE '2000-01-01')) FROM unnest(%s::date[]) AS m",
+                (_MONTH_LOCKS, months),
+            )
+            await conn.execute("DELETE FROM usage_facts WHERE date = ANY(%s)", (days,))
             await conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS staged_facts (LIKE usage_facts) ON COMMIT DELETE ROWS"
             )
             cursor = conn.cursor()
             async with cursor.copy(f"COPY staged_facts ({_FACT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_FACT_TYPES)
-                for api_key, user, model, provider, metrics in facts:
-                    if any(metrics):
-                        await copy.write_row((day, api_key, user, model, provider, "", *metrics))
+                for write in writes:
+                    day = write.day
+                    for api_key, user, model, provider, metrics in write.facts:
+                        if any(metrics):
+                            await copy.write_row((day, api_key, user, model, provider, "", *metrics))
             await conn.execute(
                 f"INSERT INTO usage_facts ({_FACT_COLUMNS}) SELECT {_ATTRIBUTED_SELECT} FROM staged_facts"
             )
-            # Staged with COPY and upserted in one statement: a day names thousands of keys. Sorted, so
-            # concurrent day writes lock shared key rows in one order and cannot deadlock.
+            # Staged with COPY and upserted in one statement: a day names thousands of keys. A key of
+            # several days keeps what its last day says. Sorted, so concurrent writers lock shared key
+            # rows in one order and cannot deadlock.
             await conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS staged_keys (LIKE litellm_keys) ON COMMIT DELETE ROWS"
             )
             async with cursor.copy(f"COPY staged_keys ({_KEY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_KEY_TYPES)
-                for key, m in keys.items():
-                    await copy.write_row(
-                        (key, m.key_alias, m.team_id, m.user_id, m.user_email, m.key_exists, day)
-                    )
+                for write in writes:
+                    for key, m in write.keys.items():
+                        await copy.write_row(
+                            (key, m.key_alias, m.team_id, m.user_id, m.user_email, m.key_exists, write.day)
+                        )
             await conn.execute(
-                f"INSERT INTO litellm_keys ({_KEY_COLUMNS}) SELECT {_KEY_COLUMNS} FROM staged_keys"
-                " ORDER BY api_key"
+                f"INSERT INTO litellm_keys ({_KEY_COLUMNS})"
+                f" SELECT DISTINCT ON (api_key) {_KEY_COLUMNS} FROM staged_keys"
+                " ORDER BY api_key, last_seen DESC"
                 " ON CONFLICT (api_key) DO UPDATE SET key_alias = EXCLUDED.key_alias,"
                 " team_id = EXCLUDED.team_id, user_id = EXCLUDED.user_id, user_email = EXCLUDED.user_email,"
                 " key_exists = EXCLUDED.key_exists, last_seen = EXCLUDED.last_seen"
@@ -125,8 +150,15 @@ class DayStore:
             upserted = await conn.execute(
                 "INSERT INTO usage_days (date, status, fetched_at, verified, fact_count, spend, api_requests,"
                 " total_tokens, unverified_fetches)"
-                " SELECT %s, %s, %s, %s, count(*), coalesce(sum(spend), 0), coalesce(sum(api_requests), 0),"
-                " coalesce(sum(total_tokens), 0), %s FROM staged_facts"
+                " SELECT w.date, w.status, w.fetched_at, w.verified, coalesce(s.n, 0),"
+                " coalesce(s.spend, 0), coalesce(s.api_requests, 0), coalesce(s.total_tokens, 0),"
+                " CASE WHEN w.verified THEN 0 ELSE 1 END"
+                " FROM unnest(%s::date[], %s::text[], %s::timestamptz[], %s::boolean[])"
+                " AS w (date, status, fetched_at, verified)"
+                " LEFT JOIN (SELECT date, count(*) AS n, sum(spend) AS spend,"
+                " sum(api_requests) AS api_requests, sum(total_tokens) AS total_tokens"
+                " FROM staged_facts GROUP BY date) s USING (date)"
+                " ORDER BY w.date"
                 " ON CONFLICT (date) DO UPDATE SET status = EXCLUDED.status,"
                 " fetched_at = EXCLUDED.fetched_at, verified = EXCLUDED.verified,"
                 " fact_count = EXCLUDED.fact_count, spend = EXCLUDED.spend,"
@@ -134,8 +166,13 @@ class DayStore:
                 " unverified_fetches = CASE WHEN EXCLUDED.verified THEN 0"
                 " ELSE usage_days.unverified_fetches + 1 END"
                 f" RETURNING {_STATE_COLUMNS}",
-                (day, status, fetched_at, verified, 0 if verified else 1),
+                (
+                    days,
+                    [write.status for write in writes],
+                    [write.fetched_at for write in writes],
+                    [write.verified for write in writes],
+                ),
             )
-            returned = await upserted.fetchone()
-        assert returned is not None  # an upsert with RETURNING returns its row
-        return DayState(*returned)
+            returned = await upserted.fetchall()
+        states = [DayState(*row) for row in returned]
+        return {state.date: state for state in states}

@@ -12,10 +12,10 @@ from typing import Any
 import psycopg
 
 from bench.gateway import BenchGateway, open_gateway
-from bench.load import Budget, Load, plural, run_clients
+from bench.load import Budget, Load, crowd_figures, run_clients
 from bench.plan import Plan
 from bench.queries import DASHBOARD, last_days
-from bench.report import Figure, Target, percentile, ratio
+from bench.report import Figure
 from bench.warm import UPSTREAM
 
 DAYS = 95
@@ -55,28 +55,5 @@ async def distinct_figures(plan: Plan, small_url: str, redis_url: str) -> list[F
     async with open_gateway(small_url, redis_url, plan.small.last_day, answer_cache=False) as gateway:
         alone = await _load(gateway, filters, plan, 1)
         crowd = await _load(gateway, filters, plan, plan.clients[-1])
-    figures = []
-    for p in (50, 95):
-        value, baseline = percentile(crowd.ms, p), percentile(alone.ms, p)
-        figures.append(
-            Figure(
-                group="distinct",
-                name=f"distinct {DAYS}-d dashboards, {plan.small.users:,} users,"
-                f" {plural(crowd.clients)}, p{p}",
-                unit="ms",
-                value=value,
-                baseline=baseline,
-                baseline_name="the same kind, 1 client",
-                ratio=ratio(value, baseline),
-                ratio_means="crowd ÷ alone",
-                target=Target("value", "<", 300) if p == 95 else None,
-                repeats=len(crowd.ms),
-                samples={"crowd_ms": crowd.ms, "alone_ms": alone.ms},
-                details={
-                    "clients": crowd.clients,
-                    "errors": crowd.errors + alone.errors,
-                    "requests_per_second": crowd.throughput,
-                },
-            )
-        )
-    return figures
+    name = f"distinct {DAYS}-d dashboards, {plan.small.users:,} users"
+    return crowd_figures("distinct", name, crowd, alone, 300)

@@ -10,10 +10,10 @@ import itertools
 from collections.abc import Iterator
 
 from bench.gateway import SECRET, BenchGateway, open_gateway
-from bench.load import Budget, Load, plural, run_clients
+from bench.load import Budget, Load, crowd_figures, run_clients
 from bench.plan import Plan
 from bench.queries import dashboard_variables, last_days
-from bench.report import Figure, Target, percentile, ratio
+from bench.report import Figure
 from usage_gateway.resolvers.viewer import Role
 from usage_gateway.server.tokens import issue_token
 
@@ -55,27 +55,4 @@ async def enduser_figures(plan: Plan, database_url: str, redis_url: str) -> list
     async with open_gateway(database_url, redis_url, plan.last_day, answer_cache=False) as gateway:
         alone = await _load(gateway, tokens, plan, 1)
         crowd = await _load(gateway, tokens, plan, plan.clients[-1])
-    figures = []
-    for p in (50, 95):
-        value, baseline = percentile(crowd.ms, p), percentile(alone.ms, p)
-        figures.append(
-            Figure(
-                group="endusers",
-                name=f"end user's own {DAYS}-d page, {plural(crowd.clients)}, p{p}",
-                unit="ms",
-                value=value,
-                baseline=baseline,
-                baseline_name="the same, 1 client",
-                ratio=ratio(value, baseline),
-                ratio_means="crowd ÷ alone",
-                target=Target("value", "<", 100) if p == 95 else None,
-                repeats=len(crowd.ms),
-                samples={"crowd_ms": crowd.ms, "alone_ms": alone.ms},
-                details={
-                    "clients": crowd.clients,
-                    "errors": crowd.errors + alone.errors,
-                    "requests_per_second": crowd.throughput,
-                },
-            )
-        )
-    return figures
+    return crowd_figures("endusers", f"end user's own {DAYS}-d page", crowd, alone, 100)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bench.gateway import BenchError
+from bench.report import Figure, Target, percentile, ratio
 
 
 def plural(clients: int) -> str:
@@ -64,3 +65,32 @@ async def run_clients(
     await asyncio.gather(*(client() for _ in range(clients)))
     load.seconds = loop.time() - began
     return load
+
+
+def crowd_figures(group: str, name: str, crowd: Load, alone: Load, p95_below_ms: float) -> list[Figure]:
+    """p50 and p95 of ``crowd`` (``name`` followed by its clients and the percentile) against the same
+    requests from ``alone``, one client; the p95 targets ``p95_below_ms``."""
+    figures = []
+    for p in (50, 95):
+        value, baseline = percentile(crowd.ms, p), percentile(alone.ms, p)
+        figures.append(
+            Figure(
+                group=group,
+                name=f"{name}, {plural(crowd.clients)}, p{p}",
+                unit="ms",
+                value=value,
+                baseline=baseline,
+                baseline_name="the same kind, 1 client",
+                ratio=ratio(value, baseline),
+                ratio_means="crowd ÷ alone",
+                target=Target("value", "<", p95_below_ms) if p == 95 else None,
+                repeats=len(crowd.ms),
+                samples={"crowd_ms": crowd.ms, "alone_ms": alone.ms},
+                details={
+                    "clients": crowd.clients,
+                    "errors": crowd.errors + alone.errors,
+                    "requests_per_second": crowd.throughput,
+                },
+            )
+        )
+    return figures

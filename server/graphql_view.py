@@ -137,17 +137,19 @@ class GraphQLView(GraphQL[Context, None]):
         resources = self._resources()
         limiter: RateLimiter | None = self._rate_limiter(resources.redis)
         context: Context | None = None
+        timeout = self._settings.operation_timeout_seconds
         try:
-            async with asyncio.timeout(self._settings.operation_timeout_seconds):
-                if body is not None and self._plain_json(request):
+            if body is not None and self._plain_json(request):
+                async with asyncio.timeout(timeout):
                     found = await self._cached_answers.answer(body, viewer, limiter, resources.answers)
-                    if found.body is not None:
-                        headers = {"X-Request-ID": rid, "X-Answer-Cache": "hit"}
-                        return Response(found.body, media_type="application/json", headers=headers)
-                    limiter = found.limiter
-                context = self._context(resources, viewer, rid, limiter)
-                async with self._slot(rid):
-                    response = await self.run(request, context=context)
+                if found.body is not None:
+                    headers = {"X-Request-ID": rid, "X-Answer-Cache": "hit"}
+                    return Response(found.body, media_type="application/json", headers=headers)
+                limiter = found.limiter
+            context = self._context(resources, viewer, rid, limiter)
+            # The operation's time runs from when it has a slot: waiting for one is bounded on its own.
+            async with self._slot(rid), asyncio.timeout(timeout):
+                response = await self.run(request, context=context)
         except Overloaded as exc:
             headers = {"Retry-After": str(exc.retry_after), "X-Request-ID": rid}
             return error_response(503, exc.code, exc.message, headers)

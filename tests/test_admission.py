@@ -265,3 +265,27 @@ async def test_refused_and_cached_answers_never_wait_for_a_slot(
         blocked.gate.set()
         assert (await running).status_code == 200
         assert blocked.started == [day(1), day(0)]
+
+
+async def test_the_operation_timeout_starts_when_the_slot_is_given(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four 0.4 s operations through one slot: the last waits 1.2 s, longer than the 1 s operation
+    timeout, and still runs to its end."""
+
+    async def slow_totals(ctx: Context, request: UsageRequest) -> UsageTotals:
+        await asyncio.sleep(0.4)
+        return UsageTotals.ZERO
+
+    monkeypatch.setattr(usage_resolvers, "totals", slow_totals)
+    async with open_gateway(
+        database_url,
+        max_concurrent_operations=1,
+        max_queued_operations=10,
+        max_queue_wait_seconds=20,
+        operation_timeout_seconds=1,
+    ) as gw:
+        await seed_days(gw.db, day(0), day(4))
+        answers = await asyncio.gather(*(totals_of(gw, n) for n in range(4)))
+        assert [a.status_code for a in answers] == [200] * 4
+        assert all("errors" not in a.json() for a in answers), [a.text for a in answers]

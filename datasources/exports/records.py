@@ -17,9 +17,9 @@ same file. Summing any column over the rows gives ``facts.totals(filter)`` exact
 
 Inline or background: :func:`estimate_rows` counts the facts the export reads (its cost, and an upper
 bound of its rows). Up to :data:`INLINE_EXPORT_MAX_FACTS` (50,000) the export can run inside the mutation:
-on 2 cores that is about 1 s in CSV, JSON, NDJSON or Parquet and 2–3 s in XLSX (measured with the
-export benchmark of ``bench.run``: ~20 µs per row, ~45 µs in XLSX). Anything larger goes to
-:func:`start_in_background`.
+on 2 cores that is under a second in CSV, XLSX or Parquet (their Python side costs 2–6 µs of CPU per row
+beside Postgres' COPY, ~10 µs a row) and about 1 s in JSON or NDJSON (~20 µs per row). Anything larger
+goes to :func:`start_in_background`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from usage_gateway.datasources.answer_cache import AnswerCache
 from usage_gateway.datasources.daycache.days import Clock, DayCache, utc_now
@@ -17,6 +17,12 @@ from usage_gateway.migrations import apply_migrations
 from usage_gateway.server.config import Settings
 
 log = structlog.get_logger(__name__)
+
+# Redis connections per process. Requests beyond them wait for one (at most REDIS_WAIT_SECONDS, then a
+# Redis error, which the answer cache and the rate limit survive) rather than fail at once: redis-py's
+# default pool raises "Too many connections" as soon as 100 are in use, which 200 clients reached.
+REDIS_CONNECTIONS = 64
+REDIS_WAIT_SECONDS = 10.0
 
 
 def _answer_cache(settings: Settings, redis: Redis | None, clock: Clock) -> AnswerCache | None:
@@ -66,7 +72,10 @@ class Resources:
         )
         redis: Redis | None = None
         if settings.redis_url:
-            redis = Redis.from_url(settings.redis_url)
+            pool = BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_SECONDS
+            )
+            redis = Redis.from_pool(pool)
         else:
             log.warning("redis.absent", effect="Postgres advisory locks, no answer cache")
         litellm: LiteLLMClient | None = None

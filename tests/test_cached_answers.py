@@ -4,6 +4,7 @@ and still authenticated, access-checked, costed and charged per request."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from usage_gateway.resolvers.viewer import Role, Viewer
 from usage_gateway.schema.prepared import PreparedDocuments
 from usage_gateway.schema.schema import ServedSchema, build_schema
 from usage_gateway.server.cached_answers import CachedAnswers, Outcome
+from usage_gateway.server.resources import REDIS_CONNECTIONS
 
 COST_WINDOWS = "usage-gateway:cost:"
 # The dashboard with a comment, other whitespace and commas: the same canonical document.
@@ -233,3 +235,14 @@ def test_the_prepared_documents_are_bounded() -> None:
     documents.record(longest, None, parse(longest), schema._schema)
     assert documents.get(longest, None) is None
     assert documents.get(long, None) is not None
+
+
+async def test_more_concurrent_hits_than_redis_connections_wait_for_one(
+    database_url: str, redis_url: str
+) -> None:
+    """Four times as many hits at once as the Redis pool holds (more than redis-py's default pool would
+    hand out): each waits for a connection, none fails."""
+    async with warm(database_url, redis_url) as (gw, _):
+        answers = await asyncio.gather(*(post(gw) for _ in range(4 * REDIS_CONNECTIONS)))
+    assert [a.status_code for a in answers] == [200] * (4 * REDIS_CONNECTIONS)
+    assert {a.headers["x-answer-cache"] for a in answers} == {"hit"}

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
 _BUFFER_BYTES = 1 << 20
+_WRITEBACK_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class _Hashing(io.RawIOBase):
         self._target: BinaryIO | None = target
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._flushed = 0  # bytes handed to the kernel's writeback
 
     def writable(self) -> bool:
         return True
@@ -45,7 +47,19 @@ class _Hashing(io.RawIOBase):
             self._target.write(view)
             self.sha256.update(view)
             self.size += view.nbytes
+            if self.size - self._flushed >= _WRITEBACK_BYTES:
+                self._start_writeback()
         return view.nbytes
+
+    def _start_writeback(self) -> None:
+        """Have the kernel start writing what is written so far, without waiting, so that the fsync at the
+        end finds little left (a year of CSV is 800 MB: 2–3 s of fsync after the last row otherwise)."""
+        assert self._target is not None
+        if hasattr(os, "posix_fadvise"):  # Linux: DONTNEED starts writeback of the range's dirty pages
+            os.posix_fadvise(
+                self._target.fileno(), self._flushed, self.size - self._flushed, os.POSIX_FADV_DONTNEED
+            )
+        self._flushed = self.size
 
     def tell(self) -> int:
         return self.size

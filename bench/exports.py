@@ -151,6 +151,7 @@ def export_figures(plan: Plan, database_url: str) -> list[Figure]:
                     )
     figures = []
     year, quarter = plan.export_days[-1], plan.export_days[0]
+    reference_scale = plan.name == "reference"
     for fmt in plan.export_formats:
         for days in plan.export_days:
             timed, copied = runs[(fmt, days)], copies[(fmt, days)]
@@ -165,7 +166,8 @@ def export_figures(plan: Plan, database_url: str) -> list[Figure]:
                     baseline_name="COPY of the same rows, just before",
                     ratio=ratio(value, baseline),
                     ratio_means="export ÷ COPY",
-                    target=Target("ratio", "<=", TARGET_RATIO) if days == year else None,
+                    # At smoke scale the process's start (a second) is the whole export: no target.
+                    target=Target("ratio", "<=", TARGET_RATIO) if days == year and reference_scale else None,
                     repeats=len(timed),
                     samples={"seconds": [r.seconds for r in timed], "copy_seconds": copied},
                     details={"rows": expected[days], "bytes": timed[-1].bytes, "days": days},

@@ -11,7 +11,8 @@ reference scale). Prints a table; writes every raw sample to ``--json``. One mod
 - concurrency: the same at 1, 10 and 50 concurrent clients, p50/p95 (bench/warm.py)
 - cache:       the same answered from the Redis answer cache (bench/cache.py)
 - statements:  SQL statements per request at 5, 50 and 500 nodes (bench/statements.py)
-- export:      one-year export, CSV and Parquet (``--export-formats``), time and peak RSS (bench/exports.py)
+- export:      one-year export, CSV, Parquet and XLSX (``--export-formats``), time against its own COPY, peak
+               RSS (bench/exports.py)
 - curves:      the dashboard at 30, 90 and 365 days, and at 1k and 10k users (bench/curves.py)
 - endusers:    each request another user's own 30-day page, with a `user` token, at 1 and 50 clients
                (bench/endusers.py)

@@ -111,8 +111,12 @@ async def _load(
 
 
 def _admission_settings(plan: Plan) -> dict[str, Any]:
-    if plan.shed_admission is None:
-        return {}  # the gateway's defaults
+    if plan.shed_admission is None:  # the gateway's defaults, which the other load figures override
+        defaults = Settings.model_fields
+        return {
+            name: defaults[name].default
+            for name in ("max_concurrent_operations", "max_queued_operations", "max_queue_wait_seconds")
+        }
     concurrent, queued, wait = plan.shed_admission
     return {
         "max_concurrent_operations": concurrent,
@@ -132,7 +136,7 @@ async def shedding_figures(plan: Plan, database_url: str, redis_url: str) -> lis
     details = {
         "clients": plan.shed_clients,
         "days": plan.dashboard_days,
-        "admission": admission or "the gateway's defaults",
+        "admission": admission if plan.shed_admission else f"the gateway's defaults: {admission}",
         "shedding": shed.details(),
         "baseline": base.details(),
         "errors": shed.failures,

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,6 +28,10 @@ from usage_gateway.server.resources import Resources
 log = structlog.get_logger("usage_gateway.app")
 
 EXPORT_CLEANUP_SECONDS = 300.0  # expired export files are removed within this long of their expiry
+
+# What a browser front end on an allowed origin may send and read (CORS_ORIGINS).
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Request-ID")
+CORS_EXPOSE_HEADERS = ("X-Request-ID", "X-Answer-Cache", "Retry-After")
 
 
 @dataclass
@@ -62,6 +68,26 @@ def _warn_about_posture(settings: Settings) -> None:
         log.warning("rate_limit.disabled", effect="no per-user cost limit without USAGE_GATEWAY_REDIS_URL")
     if settings.graphiql or settings.introspection:
         log.warning("graphql.introspection_on", effect="the schema is visible to every authenticated caller")
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS for the origins of ``CORS_ORIGINS`` only (the setting refuses ``*``); none when it is empty.
+
+    Credentials are allowed: the gateway sets no cookies, so they add nothing beyond the bearer token, and
+    front ends that fetch with ``credentials: "include"`` still work.
+    """
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=("GET", "POST"),
+            allow_headers=CORS_ALLOW_HEADERS,
+            allow_credentials=True,
+            expose_headers=CORS_EXPOSE_HEADERS,
+        )
+    ]
 
 
 def create_app(settings: Settings, *, resources: Resources | None = None) -> Starlette:
@@ -105,6 +131,6 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
         Route("/healthz", healthz),
         Route("/readyz", ready),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, middleware=_cors(settings), lifespan=lifespan)
     app.state.admission = view.admission
     return app

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "USAGE_GATEWAY_"
 
@@ -22,6 +23,21 @@ class ConfigError(Exception):
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
+
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
+
+
+def _origin(item: str) -> str:
+    """One CORS origin as a browser sends it in ``Origin``: scheme, host, optional port, no path."""
+    origin = item.strip().lower().removesuffix("/")
+    if origin == "*":
+        raise ValueError(
+            "'*' is refused: list each origin (e.g. https://app.example.com); a wildcard would let every"
+            " web site call the API with its visitors' browsers"
+        )
+    if not _ORIGIN.fullmatch(origin):
+        raise ValueError(f"{item.strip()!r} is not an origin like https://app.example.com (no path)")
+    return origin
 
 
 class Settings(BaseSettings):
@@ -83,6 +99,8 @@ class Settings(BaseSettings):
     max_queued_operations: Annotated[int, Field(ge=0)] = 50
     max_queue_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
     migrate_on_start: bool = False
+    # Origins a browser front end may call the API from: a comma-separated allow-list (empty: no CORS).
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("log_level")
     @classmethod
@@ -98,6 +116,14 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("must be a comma-separated list of origins")
+        return tuple(_origin(str(item)) for item in items if str(item).strip())
 
     @field_validator("redis_url", "litellm_url", "jwt_jwks_url")
     @classmethod

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 import sys
+import time
 from collections.abc import Awaitable, Callable
-from datetime import date
-from typing import TypeVar
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 import click
+import psycopg
 import structlog
+from psycopg_pool import PoolTimeout
 
 from usage_gateway.datasources.daycache.days import RangeReport, days_between, plan_batches
 from usage_gateway.migrations import apply_migrations
-from usage_gateway.server.config import ConfigError, Settings, load_settings
+from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.config import ENV_PREFIX, ConfigError, Settings, load_settings
+from usage_gateway.server.database_check import DatabaseUnreachable, check_database, describe_failure
 from usage_gateway.server.logs import configure_logging
 from usage_gateway.server.progress import progress_reporter
 from usage_gateway.server.resources import Resources
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 T = TypeVar("T")
 log = structlog.get_logger("usage_gateway.cli")
@@ -33,15 +43,45 @@ def _settings() -> Settings:
     return settings
 
 
+def _require_database(settings: Settings, *, wait_seconds: float = 0) -> None:
+    """Exit with one line (status 1) unless Postgres answers; with ``wait_seconds``, try again with a
+    doubling pause until that much time has passed, saying so each time."""
+    deadline = time.monotonic() + wait_seconds
+    pause = 1.0
+    while True:
+        try:
+            check_database(settings.database_url)
+            return
+        except DatabaseUnreachable as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                click.echo(str(exc), err=True)
+                sys.exit(1)
+            wait = min(pause, left)
+            click.echo(f"{exc} (retrying in {wait:.0f} s)", err=True)
+            time.sleep(wait)
+            pause = min(2 * pause, 30.0)
+
+
 def _with_resources(settings: Settings, work: Callable[[Resources], Awaitable[T]]) -> T:
+    _require_database(settings)
+
     async def run() -> T:
-        resources = await Resources.open(settings)
+        try:
+            resources = await Resources.open(settings)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            # Reachable a moment ago (``_require_database``), gone now.
+            raise DatabaseUnreachable(describe_failure(settings.database_url, exc)) from None
         try:
             return await work(resources)
         finally:
             await resources.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except DatabaseUnreachable as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
 
 
 def _parse_day(_: click.Context, __: click.Parameter, value: str) -> date:
@@ -51,7 +91,21 @@ def _parse_day(_: click.Context, __: click.Parameter, value: str) -> date:
         raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from None
 
 
-@click.group()
+class _Command(click.Command):
+    """Listed in ``usage-gateway --help`` with its whole first paragraph (click cuts it at ~45 characters)."""
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        if self.short_help or not self.help:
+            return super().get_short_help_str(limit)
+        return " ".join(inspect.cleandoc(self.help).split("\n\n", 1)[0].split())
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="usage-gateway", prog_name="usage-gateway")
 def main() -> None:
     """usage-gateway: GraphQL analytics over LiteLLM usage."""
 
@@ -60,6 +114,7 @@ def main() -> None:
 def migrate() -> None:
     """Apply pending database migrations."""
     settings = _settings()
+    _require_database(settings)
     applied = apply_migrations(settings.database_url)
     click.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
 
@@ -147,15 +202,64 @@ def export_schema(check: str | None) -> None:
     sys.exit(1)
 
 
-@main.command()
-def serve() -> None:
-    """Serve the GraphQL API on HOST:PORT."""
+def app_from_environment() -> Starlette:
+    """The app built from the environment and ``.env``: the factory each ``serve --workers`` process runs."""
+    from usage_gateway.server.app import create_app
+
+    return create_app(_settings())
+
+
+@main.command(
+    epilog=f"Every setting is read from {ENV_PREFIX}* environment variables ({ENV_PREFIX}DATABASE_URL, "
+    f"{ENV_PREFIX}LITELLM_URL, {ENV_PREFIX}JWT_SECRET, ...) or from a .env file in the working directory; "
+    "the environment wins over .env, and --host and --port win over both. The README lists every setting."
+)
+@click.option(
+    "--host", default=None, help=f"interface to listen on  [default: {ENV_PREFIX}HOST, else 127.0.0.1]"
+)
+@click.option(
+    "--port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help=f"port to listen on  [default: {ENV_PREFIX}PORT, else 8000]",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="processes serving requests, each with its own connection pools and admission limits",
+)
+@click.option(
+    "--wait-for-database",
+    "wait_seconds",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="while Postgres is unreachable, retry with a doubling pause for up to this long",
+)
+def serve(host: str | None, port: int | None, workers: int, wait_seconds: float) -> None:
+    """Serve the GraphQL API (uvicorn) on HOST:PORT."""
     import uvicorn
 
     from usage_gateway.server.app import create_app
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    _require_database(settings, wait_seconds=wait_seconds)
+    host, port = host or settings.host, settings.port if port is None else port
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
+        return
+    # Several processes need the app as an import string (uvicorn imports it in each one).
+    uvicorn.run(
+        f"{__name__}:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+    )
 
 
 @main.command()
@@ -170,6 +274,58 @@ def demo(host: str, port: int, seed: int) -> None:
     from usage_gateway.devtools.demo import run_demo
 
     sys.exit(run_demo(host, port, seed=seed))
+
+
+_TTL = re.compile(r"(\d{1,9})([smhd]?)")
+_TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_TOKEN_TTL = timedelta(days=365)
+
+
+def _parse_ttl(_: click.Context, __: click.Parameter, value: str) -> timedelta:
+    match = _TTL.fullmatch(value.strip().lower())
+    if not match:
+        raise click.BadParameter(f"{value!r} is not a duration such as 3600, 90m, 12h or 7d")
+    seconds = int(match.group(1)) * _TTL_UNITS[match.group(2)]
+    if not 0 < seconds <= MAX_TOKEN_TTL.total_seconds():
+        raise click.BadParameter(f"{value!r}: a token lives more than 0 s and at most {MAX_TOKEN_TTL.days}d")
+    return timedelta(seconds=seconds)
+
+
+@main.command()
+@click.option("--sub", required=True, help="the user id the token names: the directory's (LiteLLM's) user id")
+@click.option(
+    "--role",
+    "roles",
+    required=True,
+    multiple=True,
+    type=click.Choice([role.value for role in Role]),
+    help="role claim (repeatable)",
+)
+@click.option(
+    "--ttl", default="12h", show_default=True, callback=_parse_ttl, help="lifetime: seconds, or 90m, 12h, 7d"
+)
+def token(sub: str, roles: tuple[str, ...], ttl: timedelta) -> None:
+    """Sign an HS256 token with USAGE_GATEWAY_JWT_SECRET, for teams without an identity provider; it is
+    printed alone on stdout."""
+    from usage_gateway.datasources.directory.lookups import is_pseudo_user
+    from usage_gateway.server.tokens import issue_token
+
+    if not sub.strip() or len(sub) > 256 or is_pseudo_user(sub):
+        raise click.BadParameter(f"{sub!r} is not a user id", param_hint="'--sub'")
+    settings = _settings()
+    if settings.jwt_secret is None or not settings.jwt_secret.get_secret_value():
+        if settings.jwt_jwks_url:
+            raise click.ClickException(
+                f"{ENV_PREFIX}JWT_JWKS_URL is set and {ENV_PREFIX}JWT_SECRET is not: this gateway accepts "
+                "tokens from your identity provider, which issues them; this command only signs with a secret"
+            )
+        raise click.ClickException(f"{ENV_PREFIX}JWT_SECRET is not set: there is no secret to sign with")
+    secret = settings.jwt_secret.get_secret_value()
+    if len(secret.encode()) < 32:
+        click.echo(f"warning: {ENV_PREFIX}JWT_SECRET is shorter than 32 bytes", err=True)
+    click.echo(
+        issue_token(secret, sub, roles, ttl, audience=settings.jwt_audience, issuer=settings.jwt_issuer)
+    )
 
 
 def _cli_actor() -> str:
@@ -266,7 +422,7 @@ def export(
     """Write usage rows grouped by dimensions, with every metric, to a file (CSV, JSON, NDJSON, XLSX,
     Parquet). The days of the range are fetched first if missing or stale."""
     import contextlib
-    import re
+    import os
     from pathlib import Path
 
     from usage_gateway.datasources import audit
@@ -283,10 +439,18 @@ def export(
 
     if end < start:
         raise click.BadParameter("--to is before --from")
+    destination = Path(out)
+    folder = destination.parent
+    if not folder.is_dir():
+        raise click.BadParameter(
+            f"the directory {str(folder)!r} does not exist; create it first (export creates no directories)",
+            param_hint="'--out'",
+        )
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"the directory {str(folder)!r} is not writable", param_hint="'--out'")
     settings = _settings()
     if (end - start).days + 1 > settings.max_range_days:
         raise click.BadParameter(f"the range is longer than MAX_RANGE_DAYS ({settings.max_range_days} days)")
-    destination = Path(out)
     bucket = re.compile(r"[0-9a-f]{64}|unattributed|raw:.+")
 
     async def work(resources: Resources) -> WrittenFile:
@@ -312,7 +476,6 @@ def export(
             providers=tuple(providers) or None,
         )
         dimensions = [ExportDimension(name) for name in group_by]
-        destination.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
             advance: list[Callable[[str], None]] = []
 

@@ -1,4 +1,5 @@
-"""Issuing tokens the gateway accepts (for the demo and the tests; production tokens come from the IdP)."""
+"""Issuing tokens the gateway accepts: for the demo, the tests and ``usage-gateway token`` (teams without
+an identity provider)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,20 @@ def issue_token(
     ttl: timedelta = timedelta(hours=12),
     *,
     now: datetime | None = None,
+    audience: str | None = None,
+    issuer: str | None = None,
 ) -> str:
-    """An HS256 JWT for ``sub`` with ``roles``, valid for ``ttl``."""
+    """An HS256 JWT for ``sub`` with ``roles``, valid for ``ttl``; with ``aud``/``iss`` when given (the
+    gateway requires them when JWT_AUDIENCE/JWT_ISSUER are set)."""
     issued = now or datetime.now(UTC)
-    claims = {"sub": sub, "roles": [str(role) for role in roles], "iat": issued, "exp": issued + ttl}
+    claims: dict[str, object] = {
+        "sub": sub,
+        "roles": [str(r) for r in roles],
+        "iat": issued,
+        "exp": issued + ttl,
+    }
+    if audience is not None:
+        claims["aud"] = audience
+    if issuer is not None:
+        claims["iss"] = issuer
     return jwt.encode(claims, secret, algorithm="HS256")

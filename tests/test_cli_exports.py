@@ -30,6 +30,7 @@ def test_sync_directory_then_export_a_users_usage(database_url: str, tmp_path: P
         assert "api keys revoked: 2" in synced.stdout
 
         out = tmp_path / "nested" / "kim.csv"
+        out.parent.mkdir()  # export writes into an existing directory only
         exported = run_cli(
             "export", "--from", "2026-11-01", "--to", "2026-11-02", "--format", "csv", "--out", str(out),
             "--user", "kim", "--group-by", "date,user,api_key", env=env,

@@ -14,7 +14,12 @@ from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.resolvers import viewer
 
 
-@strawberry.enum(description="A time bucket: a day, an ISO week (from Monday), a calendar month.")
+@strawberry.enum(
+    description="A time bucket: a day, an ISO week (from Monday), a calendar month. A series' first and last"
+    " WEEK or MONTH buckets hold only the days inside the range, though `UsagePoint.date` names the bucket's"
+    " first day (for the first bucket possibly before the range): `UsagePoint.from` and `to` are the days"
+    " held."
+)
 class Granularity(Enum):
     DAY = facts.Granularity.DAY
     WEEK = facts.Granularity.WEEK

@@ -26,7 +26,16 @@ from usage_gateway.schema.selection import site
 
 TOKEN_HASH_PREFIX = 12
 T = TypeVar("T")
+SERIES = (
+    "One point per bucket of the filter's range, empty buckets zeros; WEEK and MONTH buckets are clipped to"
+    " the range, as in `Usage.timeSeries`: see each point's `from` and `to`."
+)
 SHARE = "Fraction of the parent's spend: of the filtered total for top-level nodes, else of the parent node."
+
+
+async def _points(info: Info[Context, None], node: Node, granularity: Granularity) -> list[UsagePoint]:
+    series = await nodes.series(info.context, node, granularity.value)
+    return points(series, granularity.value, node.slice.base.date_from, node.slice.base.date_to)
 
 
 @strawberry.type(description="A user's usage: a directory user, `litellm:<id>` or `unattributed`.")
@@ -52,11 +61,11 @@ class UserUsage:
     async def user(self, info: Info[Context, None]) -> User | None:
         return User.maybe(await nodes.user(info.context, self._node))
 
-    @strawberry.field
+    @described(SERIES)
     async def time_series(
         self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
     ) -> list[UsagePoint]:
-        return points(await nodes.series(info.context, self._node, granularity.value))
+        return await _points(info, self._node, granularity)
 
     @described("The user's top models by spend, with metrics of this user only.")
     async def models(self, info: Info[Context, None], first: int = 10) -> list[ModelUsage]:
@@ -88,11 +97,11 @@ class ModelUsage:
             _node=node,
         )
 
-    @strawberry.field
+    @described(SERIES)
     async def time_series(
         self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
     ) -> list[UsagePoint]:
-        return points(await nodes.series(info.context, self._node, granularity.value))
+        return await _points(info, self._node, granularity)
 
     @described("The model's top users by spend, with metrics of this model only.")
     async def top_users(self, info: Info[Context, None], first: int = 5) -> list[UserUsage]:
@@ -119,11 +128,11 @@ class ProviderUsage:
             _node=node,
         )
 
-    @strawberry.field
+    @described(SERIES)
     async def time_series(
         self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
     ) -> list[UsagePoint]:
-        return points(await nodes.series(info.context, self._node, granularity.value))
+        return await _points(info, self._node, granularity)
 
 
 @strawberry.type(description="A LiteLLM key bucket: a key's token hash, `unattributed` or `raw:…`.")
@@ -163,11 +172,11 @@ class ApiKeyUsage:
         record = await nodes.api_key(info.context, self._node)
         return None if record is None else User.maybe(record.user)
 
-    @strawberry.field
+    @described(SERIES)
     async def time_series(
         self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
     ) -> list[UsagePoint]:
-        return points(await nodes.series(info.context, self._node, granularity.value))
+        return await _points(info, self._node, granularity)
 
 
 def page_info(page: NodePage) -> PageInfo:

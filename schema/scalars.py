@@ -1,9 +1,11 @@
-"""The custom scalars: ``Date``, ``DateTime`` and ``BigInt`` (a JSON number, exact up to 2^63)."""
+"""The custom scalars: ``Date``, ``DateTime``, ``BigInt`` (a JSON number, exact up to 2^63) and
+``Decimal`` (an exact decimal, a JSON string)."""
 
 from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import NewType
 
 import strawberry
@@ -53,6 +55,28 @@ def _check_bigint(value: object) -> int:
     return value
 
 
+def decimal_text(value: Decimal) -> str:
+    """``value`` in plain notation without trailing zeros, as Postgres' ``trim_scale`` prints it (what the
+    export files hold): ``569.79904768``, ``0.0000001``, ``100``. Never rounded: ``format`` without a
+    precision keeps every digit, where ``normalize()`` would round to the context's 28."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _parse_decimal(value: object) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError(f"Decimal must be a string, got {value!r}")
+    try:
+        parsed = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a decimal number") from None
+    if not parsed.is_finite():
+        raise ValueError(f"Decimal must be finite, got {value!r}")
+    return parsed
+
+
 DateScalar = strawberry.scalar(
     name="Date",
     description="A UTC calendar day, ISO 8601 (YYYY-MM-DD).",
@@ -72,4 +96,17 @@ BigIntScalar = strawberry.scalar(
     parse_value=_check_bigint,
 )
 
-SCALARS: dict[object, ScalarDefinition] = {date: DateScalar, datetime: DateTimeScalar, BigInt: BigIntScalar}
+DecimalScalar = strawberry.scalar(
+    name="Decimal",
+    description='An exact decimal number as a JSON string in plain notation, e.g. "569.79904768":'
+    " never rounded, unlike a Float.",
+    serialize=decimal_text,
+    parse_value=_parse_decimal,
+)
+
+SCALARS: dict[object, ScalarDefinition] = {
+    date: DateScalar,
+    datetime: DateTimeScalar,
+    BigInt: BigIntScalar,
+    Decimal: DecimalScalar,
+}

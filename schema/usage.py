@@ -63,11 +63,17 @@ class Usage:
     async def previous_period(self, info: Info[Context, None]) -> UsageMetrics:
         return UsageMetrics.of(await resolve.previous_period(info.context, self._asked(info)))
 
-    @described("One point per bucket from `from` to `to`; empty buckets are zeros.")
+    @described(
+        "One point per bucket from `from` to `to`; empty buckets are zeros. WEEK (ISO, from Monday) and MONTH"
+        " buckets are clipped to the range: the first may be labelled (`date`) with a Monday or a 1st before"
+        " `from` while holding only the days from `from` on, and the last holds only the days up to `to`;"
+        " each point's `from` and `to` say which days it holds."
+    )
     async def time_series(
         self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
     ) -> list[UsagePoint]:
-        return points(await resolve.time_series(info.context, self._asked(info), granularity.value))
+        series = await resolve.time_series(info.context, self._asked(info), granularity.value)
+        return points(series, granularity.value, self.from_, self.to)
 
     @strawberry.field
     async def by_user(

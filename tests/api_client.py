@@ -10,17 +10,18 @@ import hashlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
-from tests.facts_data import py_groups, py_order, py_series
+from tests.facts_data import next_bucket, py_groups, py_order, py_series
 from usage_gateway.datasources.daycache.days import Clock, days_between, utc_now
 from usage_gateway.datasources.db import Database, StatementCounter, count_statements
 from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, GroupRow, Order, UsageTotals
 from usage_gateway.resolvers.viewer import Role
+from usage_gateway.schema.scalars import decimal_text
 from usage_gateway.server.app import create_app
 from usage_gateway.server.config import Settings
 from usage_gateway.server.resources import Resources
@@ -195,8 +196,25 @@ def share(part: Decimal, whole: Decimal) -> float:
     return float(part / whole) if whole else 0.0
 
 
+def exact_metrics(t: UsageTotals) -> dict[str, Any]:
+    """:func:`metrics` with ``spendExact``, the exact sum as text."""
+    return {**metrics(t), "spendExact": decimal_text(t.spend)}
+
+
+EXACT_METRICS = " ".join(exact_metrics(UsageTotals.ZERO))
+
+
 def series(facts: Sequence[Any], f: FactFilter, granularity: Any) -> list[dict[str, Any]]:
-    return [{"date": day.isoformat(), "metrics": metrics(t)} for day, t in py_series(facts, f, granularity)]
+    """The points of ``date from to metrics { EXACT_METRICS }``: each bucket's days clipped to the range."""
+    return [
+        {
+            "date": day.isoformat(),
+            "from": max(day, f.date_from).isoformat(),
+            "to": min(next_bucket(day, granularity) - timedelta(days=1), f.date_to).isoformat(),
+            "metrics": exact_metrics(t),
+        }
+        for day, t in py_series(facts, f, granularity)
+    ]
 
 
 DEFAULT_ORDER = Order()

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
+import graphql
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.api_client import (
-    METRICS,
+    EXACT_METRICS,
     DirectoryKey,
     DirectoryUser,
     Gateway,
-    metrics,
+    exact_metrics,
     open_gateway,
     own,
     ranked,
@@ -34,6 +36,7 @@ from usage_gateway.datasources.facts.aggregates import (
     GroupRow,
     UsageTotals,
 )
+from usage_gateway.schema.schema import schema_sdl
 
 examples = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -54,27 +57,27 @@ DIRECTORY_KEYS = [
 OWNERS = {key.token_hash: key.user_id for key in DIRECTORY_KEYS}
 assert KEYS[0] == token_hash("k1")
 
-SERIES = f"date metrics {{ {METRICS} }}"
+SERIES = f"date from to metrics {{ {EXACT_METRICS} }}"
 QUERY = f"""
 query ($filter: UsageFilter!, $g: Granularity!) {{
   usage(filter: $filter) {{
     from to
-    totals {{ {METRICS} }}
-    previousPeriod {{ {METRICS} }}
+    totals {{ {EXACT_METRICS} }}
+    previousPeriod {{ {EXACT_METRICS} }}
     day: timeSeries {{ {SERIES} }}
     week: timeSeries(granularity: WEEK) {{ {SERIES} }}
     month: timeSeries(granularity: MONTH) {{ {SERIES} }}
     byUser(first: 500) {{
       totalCount pageInfo {{ hasNextPage }}
       nodes {{
-        userId share lastActiveDate metrics {{ {METRICS} }} user {{ id username email department }}
+        userId share lastActiveDate metrics {{ {EXACT_METRICS} }} user {{ id username email department }}
         timeSeries(granularity: $g) {{ {SERIES} }}
         models(first: 2) {{
-          model providers share metrics {{ {METRICS} }} timeSeries(granularity: $g) {{ {SERIES} }}
-          topUsers {{ userId share metrics {{ {METRICS} }} }}
+          model providers share metrics {{ {EXACT_METRICS} }} timeSeries(granularity: $g) {{ {SERIES} }}
+          topUsers {{ userId share metrics {{ {EXACT_METRICS} }} }}
         }}
         apiKeys(first: 2) {{
-          apiKeyId tokenHashPrefix share lastActiveDate metrics {{ {METRICS} }}
+          apiKeyId tokenHashPrefix share lastActiveDate metrics {{ {EXACT_METRICS} }}
           timeSeries(granularity: $g) {{ {SERIES} }}
         }}
       }}
@@ -82,21 +85,23 @@ query ($filter: UsageFilter!, $g: Granularity!) {{
     byModel(first: 500) {{
       totalCount
       nodes {{
-        model providers share metrics {{ {METRICS} }} timeSeries(granularity: $g) {{ {SERIES} }}
+        model providers share metrics {{ {EXACT_METRICS} }} timeSeries(granularity: $g) {{ {SERIES} }}
         topUsers(first: 2) {{
-          userId share lastActiveDate metrics {{ {METRICS} }} timeSeries(granularity: $g) {{ {SERIES} }}
-          models {{ model metrics {{ {METRICS} }} }}
+          userId share lastActiveDate metrics {{ {EXACT_METRICS} }} timeSeries(granularity: $g) {{ {SERIES} }}
+          models {{ model metrics {{ {EXACT_METRICS} }} }}
         }}
       }}
     }}
     byProvider(first: 500) {{
       totalCount
-      nodes {{ provider models share metrics {{ {METRICS} }} timeSeries(granularity: $g) {{ {SERIES} }} }}
+      nodes {{
+        provider models share metrics {{ {EXACT_METRICS} }} timeSeries(granularity: $g) {{ {SERIES} }}
+      }}
     }}
     byApiKey(first: 500) {{
       totalCount
       nodes {{
-        apiKeyId tokenHashPrefix share lastActiveDate metrics {{ {METRICS} }}
+        apiKeyId tokenHashPrefix share lastActiveDate metrics {{ {EXACT_METRICS} }}
         apiKey {{ id name revoked user {{ id }} }} user {{ id }}
         timeSeries(granularity: $g) {{ {SERIES} }}
       }}
@@ -158,7 +163,7 @@ def user_nodes(facts: list[Fact], f: FactFilter, g: Granularity, whole: UsageTot
                 {
                     "userId": u.key,
                     "share": share(u.totals.spend, model.totals.spend),
-                    "metrics": metrics(u.totals),
+                    "metrics": exact_metrics(u.totals),
                 }
                 for u in ranked(theirs, f, Dimension.USER)[:5]
             ]
@@ -167,7 +172,7 @@ def user_nodes(facts: list[Fact], f: FactFilter, g: Granularity, whole: UsageTot
                     "model": model.key,
                     "providers": list(model.related),
                     "share": share(model.totals.spend, row.totals.spend),
-                    "metrics": metrics(model.totals),
+                    "metrics": exact_metrics(model.totals),
                     "timeSeries": series(theirs, f, g),
                     "topUsers": top_users,
                 }
@@ -178,7 +183,7 @@ def user_nodes(facts: list[Fact], f: FactFilter, g: Granularity, whole: UsageTot
                 "tokenHashPrefix": key.key[:12],
                 "share": share(key.totals.spend, row.totals.spend),
                 "lastActiveDate": last_active(key),
-                "metrics": metrics(key.totals),
+                "metrics": exact_metrics(key.totals),
                 "timeSeries": series(own(mine, Dimension.API_KEY, key.key), f, g),
             }
             for key in ranked(mine, f, Dimension.API_KEY)[:2]
@@ -188,7 +193,7 @@ def user_nodes(facts: list[Fact], f: FactFilter, g: Granularity, whole: UsageTot
                 "userId": row.key,
                 "share": share(row.totals.spend, whole.spend),
                 "lastActiveDate": last_active(row),
-                "metrics": metrics(row.totals),
+                "metrics": exact_metrics(row.totals),
                 "user": user_json(row.key),
                 "timeSeries": series(mine, f, g),
                 "models": models,
@@ -210,10 +215,10 @@ def model_nodes(facts: list[Fact], f: FactFilter, g: Granularity, whole: UsageTo
                     "userId": user.key,
                     "share": share(user.totals.spend, row.totals.spend),
                     "lastActiveDate": last_active(user),
-                    "metrics": metrics(user.totals),
+                    "metrics": exact_metrics(user.totals),
                     "timeSeries": series(theirs, f, g),
                     "models": [
-                        {"model": m.key, "metrics": metrics(m.totals)}
+                        {"model": m.key, "metrics": exact_metrics(m.totals)}
                         for m in ranked(theirs, f, Dimension.MODEL)
                     ],
                 }
@@ -223,7 +228,7 @@ def model_nodes(facts: list[Fact], f: FactFilter, g: Granularity, whole: UsageTo
                 "model": row.key,
                 "providers": list(row.related),
                 "share": share(row.totals.spend, whole.spend),
-                "metrics": metrics(row.totals),
+                "metrics": exact_metrics(row.totals),
                 "timeSeries": series(mine, f, g),
                 "topUsers": top_users,
             }
@@ -239,7 +244,7 @@ def provider_nodes(
             "provider": row.key,
             "models": list(row.related),
             "share": share(row.totals.spend, whole.spend),
-            "metrics": metrics(row.totals),
+            "metrics": exact_metrics(row.totals),
             "timeSeries": series(own(facts, Dimension.PROVIDER, row.key), f, g),
         }
         for row in ranked(facts, f, Dimension.PROVIDER)
@@ -256,7 +261,7 @@ def key_nodes(facts: list[Fact], f: FactFilter, g: Granularity, whole: UsageTota
                 "tokenHashPrefix": row.key[:12],
                 "share": share(row.totals.spend, whole.spend),
                 "lastActiveDate": last_active(row),
-                "metrics": metrics(row.totals),
+                "metrics": exact_metrics(row.totals),
                 "apiKey": None
                 if known is None
                 else {
@@ -298,8 +303,10 @@ async def test_every_field_equals_python_sums(
     whole = py_totals(fact for fact in facts if fact.matches(f))
 
     assert (usage["from"], usage["to"]) == (f.date_from.isoformat(), f.date_to.isoformat())
-    assert usage["totals"] == metrics(whole)
-    assert usage["previousPeriod"] == metrics(py_totals(fact for fact in facts if fact.matches(previous(f))))
+    assert usage["totals"] == exact_metrics(whole)
+    assert usage["previousPeriod"] == exact_metrics(
+        py_totals(fact for fact in facts if fact.matches(previous(f)))
+    )
     for alias, each in (("day", Granularity.DAY), ("week", Granularity.WEEK), ("month", Granularity.MONTH)):
         assert usage[alias] == series(facts, f, each)
     assert usage["byUser"]["nodes"] == user_nodes(facts, f, granularity, whole)
@@ -328,7 +335,8 @@ async def test_by_user_sums_to_totals(
 ) -> None:
     await store_facts(gw.db, facts)
     query = f"""query ($filter: UsageFilter!) {{ usage(filter: $filter) {{
-        totals {{ {METRICS} }} byUser(first: 500) {{ nodes {{ metrics {{ {METRICS} }} }} }} }} }}"""
+        totals {{ {EXACT_METRICS} }}
+        byUser(first: 500) {{ nodes {{ metrics {{ {EXACT_METRICS} }} }} }} }} }}"""
     usage = (await gw.data(query, {"filter": chosen[0]}))["usage"]
     by_user = [node["metrics"] for node in usage["byUser"]["nodes"]]
     for name in (
@@ -341,6 +349,9 @@ async def test_by_user_sums_to_totals(
     ):
         assert sum(m[name] for m in by_user) == usage["totals"][name]
     assert sum(m["spend"] for m in by_user) == pytest.approx(usage["totals"]["spend"], rel=1e-9, abs=1e-9)
+    assert sum((Decimal(m["spendExact"]) for m in by_user), Decimal(0)) == Decimal(
+        usage["totals"]["spendExact"]
+    )
 
 
 async def test_counts_beyond_32_bits_are_json_numbers(gw: Gateway) -> None:
@@ -403,3 +414,95 @@ async def test_keys_outside_the_directory_filter_by_their_api_key_id(gw: Gateway
     for key_id, spend in (("key-1", 3.0), (outside, 2.0)):
         usage = (await gw.data(query, {"f": {"from": day, "to": day, "apiKeyIds": [key_id]}}))["usage"]
         assert usage["totals"] == {"spend": spend}
+
+
+async def test_spend_exact_is_the_exact_decimal_sum_where_doubles_drift(gw: Gateway) -> None:
+    # As doubles 500.1 + 69.69904768 is 569.7990476800001 and 0.1 + 0.2 is 0.30000000000000004.
+    await store_facts(
+        gw.db,
+        [
+            make_fact(BASE, user_id="alice", api_key=KEYS[0], spend="500.1"),
+            make_fact(BASE, user_id="alice", api_key=KEYS[0], model="claude-3", spend="69.69904768"),
+            make_fact(BASE, user_id="bob", api_key=KEYS[1], spend="0.1"),
+            make_fact(BASE + timedelta(days=1), user_id="bob", api_key=KEYS[1], spend="0.2"),
+            make_fact(BASE + timedelta(days=1), user_id="Zoë", api_key=KEYS[2], spend="0.0000001"),
+        ],
+    )
+    query = """query ($f: UsageFilter!) { usage(filter: $f) {
+        totals { spend spendExact }
+        timeSeries { date metrics { spendExact } }
+        byUser { nodes { userId metrics { spend spendExact } timeSeries { metrics { spendExact } } } } } }"""
+    f = {"from": BASE.isoformat(), "to": (BASE + timedelta(days=1)).isoformat()}
+    response = await gw.post(query, {"f": f})
+    assert (
+        b'"spendExact":"569.79904768"' in response.content
+    )  # a JSON string: no client parses it to a double
+    usage = response.json()["data"]["usage"]
+    assert usage["totals"] == {"spend": 570.09904778, "spendExact": "570.09904778"}
+    assert [point["metrics"]["spendExact"] for point in usage["timeSeries"]] == ["569.89904768", "0.2000001"]
+    nodes = {node["userId"]: node for node in usage["byUser"]["nodes"]}
+    assert nodes["alice"]["metrics"] == {"spend": 569.79904768, "spendExact": "569.79904768"}
+    assert nodes["bob"]["metrics"] == {"spend": 0.3, "spendExact": "0.3"}
+    assert nodes["Zoë"]["metrics"] == {"spend": 1e-7, "spendExact": "0.0000001"}  # never 1E-7
+    assert [p["metrics"]["spendExact"] for p in nodes["bob"]["timeSeries"]] == ["0.1", "0.2"]
+    assert [p["metrics"]["spendExact"] for p in nodes["Zoë"]["timeSeries"]] == ["0", "0.0000001"]
+
+
+def _bounds(points: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(p["date"], p["from"], p["to"]) for p in points]
+
+
+async def test_week_and_month_points_hold_their_buckets_clipped_to_the_range(gw: Gateway) -> None:
+    start, end = BASE + timedelta(days=2), date(2024, 2, 14)  # Wednesday 2024-01-24 to Wednesday 02-14
+    await store_facts(
+        gw.db,
+        [
+            make_fact(BASE, spend="1000"),  # the Monday that labels the first week: outside the range
+            make_fact(start, spend="2"),
+            make_fact(end, spend="3"),
+            make_fact(end + timedelta(days=1), spend="1000"),  # in the last week and month: outside the range
+        ],
+    )
+    series = "date from to metrics { spendExact }"
+    query = f"""query ($f: UsageFilter!) {{ usage(filter: $f) {{
+        week: timeSeries(granularity: WEEK) {{ {series} }}
+        month: timeSeries(granularity: MONTH) {{ {series} }}
+        day: timeSeries(granularity: DAY) {{ {series} }}
+        byUser {{ nodes {{ week: timeSeries(granularity: WEEK) {{ {series} }} }} }} }} }}"""
+    usage = (await gw.data(query, {"f": {"from": start.isoformat(), "to": end.isoformat()}}))["usage"]
+    weeks = [
+        ("2024-01-22", "2024-01-24", "2024-01-28"),
+        ("2024-01-29", "2024-01-29", "2024-02-04"),
+        ("2024-02-05", "2024-02-05", "2024-02-11"),
+        ("2024-02-12", "2024-02-12", "2024-02-14"),
+    ]
+    assert _bounds(usage["week"]) == weeks
+    assert [p["metrics"]["spendExact"] for p in usage["week"]] == ["2", "0", "0", "3"]
+    assert _bounds(usage["byUser"]["nodes"][0]["week"]) == weeks
+    assert _bounds(usage["month"]) == [
+        ("2024-01-01", "2024-01-24", "2024-01-31"),
+        ("2024-02-01", "2024-02-01", "2024-02-14"),
+    ]
+    assert [p["metrics"]["spendExact"] for p in usage["month"]] == ["2", "3"]
+    assert len(usage["day"]) == 22
+    assert all(p["from"] == p["to"] == p["date"] for p in usage["day"])
+    # A range inside one week and one month: a single point, clipped at both ends.
+    one = {"from": "2024-01-30", "to": "2024-02-01"}
+    usage = (await gw.data(query, {"f": one}))["usage"]
+    assert _bounds(usage["week"]) == [("2024-01-29", "2024-01-30", "2024-02-01")]
+    assert _bounds(usage["month"]) == [
+        ("2024-01-01", "2024-01-30", "2024-01-31"),
+        ("2024-02-01", "2024-02-01", "2024-02-01"),
+    ]
+
+
+def test_the_schema_says_how_week_and_month_buckets_are_clipped() -> None:
+    schema = graphql.build_schema(schema_sdl())  # introspection is off in the gateway: read the SDL
+    point, usage = schema.get_type("UsagePoint"), schema.get_type("Usage")
+    assert isinstance(point, graphql.GraphQLObjectType)
+    assert isinstance(usage, graphql.GraphQLObjectType)
+    assert "Monday" in (point.description or "")
+    assert "only the days inside the range" in (point.description or "")
+    assert "may be before the range" in (point.fields["date"].description or "")
+    assert point.fields.keys() >= {"from", "to"}
+    assert "a Monday or a 1st before `from`" in (usage.fields["timeSeries"].description or "")

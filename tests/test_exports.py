@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import zipfile
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -152,6 +154,11 @@ def read_back(path: Path, fmt: ExportFormat, columns: list[Column]) -> tuple[lis
         workbook = openpyxl.load_workbook(path, read_only=True)
         header, *rows = [list(row) for row in workbook.worksheets[0].iter_rows(values_only=True)]
         workbook.close()
+        # openpyxl reads a number cell as a double: read spend's exact decimal from the sheet's XML.
+        decimals = [i for i, column in enumerate(columns) if column.kind is Kind.DECIMAL]
+        for i in decimals:
+            for row, text in zip(rows, xlsx_number_texts(path, i), strict=True):
+                row[i] = text
     else:
         table = pq.read_table(path).to_pylist()
         header = [column.name for column in columns]
@@ -162,8 +169,19 @@ def read_back(path: Path, fmt: ExportFormat, columns: list[Column]) -> tuple[lis
     return header, [[typed(c, v) for c, v in zip(columns, row, strict=True)] for row in rows]
 
 
+def xlsx_number_texts(path: Path, column: int) -> list[str]:
+    """The text of each number cell of a column of the first sheet, below the header, in row order."""
+    with zipfile.ZipFile(path) as archive:
+        sheet = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert column < 26  # an export has at most 22 columns: one letter
+    letter = chr(ord("A") + column)
+    cells = re.findall(rf'<c r="{letter}([0-9]+)"><v>([^<]*)</v></c>', sheet)
+    assert [int(row) for row, _ in cells] == list(range(2, len(cells) + 2))
+    return [text for _, text in cells]
+
+
 def expected_cells(fmt: ExportFormat, columns: list[Column], rows: list[list[Any]]) -> list[list[Any]]:
-    """What a format holds: text neutralised in spreadsheets, spend a float in XLSX."""
+    """What a format holds: text neutralised in spreadsheets, spend the exact decimal everywhere."""
     if fmt not in (ExportFormat.CSV, ExportFormat.XLSX):
         return rows
     result = []
@@ -172,8 +190,6 @@ def expected_cells(fmt: ExportFormat, columns: list[Column], rows: list[list[Any
         for column, value in zip(columns, row, strict=True):
             if column.kind is Kind.TEXT and value is not None:
                 value = neutralise(value)
-            elif column.kind is Kind.DECIMAL and fmt is ExportFormat.XLSX:
-                value = float(value)
             cells.append(value)
         result.append(cells)
     return result
@@ -200,12 +216,46 @@ async def test_every_format_holds_the_grouped_rows_and_sums_to_the_totals(
         assert written.rows == len(rows)
         assert written.byte_size == path.stat().st_size
         assert written.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-        if fmt is not ExportFormat.XLSX:  # XLSX numbers are doubles; the others keep spend exact
-            for i, metric in enumerate(METRICS, start=len(columns) - len(METRICS)):
-                assert sum(
-                    (row[i] for row in rows), Decimal(0) if i == len(columns) - len(METRICS) else 0
-                ) == (getattr(expected_totals, metric)), (fmt, metric)
+        for i, metric in enumerate(METRICS, start=len(columns) - len(METRICS)):
+            assert sum((row[i] for row in rows), Decimal(0) if i == len(columns) - len(METRICS) else 0) == (
+                getattr(expected_totals, metric)
+            ), (fmt, metric)
     assert await estimate_rows(db, f) == sum(1 for fact in facts if fact.matches(f))
+
+
+async def test_every_format_writes_spend_as_the_exact_decimal(db: Database, tmp_path: Path) -> None:
+    # As doubles 500.1 + 69.69904768 is 569.7990476800001 and 0.1 + 0.2 is 0.30000000000000004.
+    await replace_facts(
+        db,
+        [
+            make_fact(BASE, user_id="alice", api_key=KEYS[0], spend="500.1"),
+            make_fact(BASE, user_id="alice", api_key=KEYS[0], model="claude-3", spend="69.69904768"),
+            make_fact(BASE, user_id="bob", api_key=KEYS[1], spend="0.1"),
+            make_fact(BASE + timedelta(days=1), user_id="bob", api_key=KEYS[1], spend="0.2"),
+            make_fact(BASE, user_id="Zoë", api_key=KEYS[2], spend="0.0000001"),
+        ],
+    )
+    f = FactFilter(BASE, BASE + timedelta(days=1))
+    expected = {"Zoë": "0.0000001", "alice": "569.79904768", "bob": "0.3"}  # plain notation, no 1E-7
+    for group_by, wanted in (((ExportDimension.USER,), list(expected.values())), ((), ["570.09904778"])):
+        columns = export_columns(group_by)
+        spend = [column.name for column in columns].index("spend")
+        for fmt in ExportFormat:
+            path = tmp_path / f"out.{fmt.extension}"
+            await write_export(db, f, fmt, group_by, path)
+            if fmt is ExportFormat.CSV:
+                with path.open(encoding="utf-8", newline="") as file:
+                    texts = [row[spend] for row in list(csv.reader(file))[1:]]
+            elif fmt is ExportFormat.XLSX:
+                texts = xlsx_number_texts(path, spend)
+            elif fmt is ExportFormat.PARQUET:
+                table = pq.read_table(path)
+                texts = table.column("spend_exact").to_pylist()
+                assert table.column("spend").to_pylist() == [float(text) for text in wanted]
+            else:
+                raw = path.read_text(encoding="utf-8")
+                texts = re.findall(r'"spend":([^,}]*)', raw)  # JSON numbers, as written
+            assert texts == wanted, fmt
 
 
 async def test_spreadsheet_cells_that_look_like_formulas_are_inert(db: Database, tmp_path: Path) -> None:

@@ -9,6 +9,11 @@ more continue on the next sheet, header repeated. An inline string is never eval
 cells still get CSV's leading ``'`` before ``=``, ``+``, ``-``, ``@``, tab or CR, so that editing a cell
 or saving the sheet as CSV cannot arm it. Characters XML cannot carry are dropped and text is cut at
 Excel's 32,767 characters.
+
+Spend is a number cell whose ``<v>`` is the exact decimal Postgres printed (``569.79904768``, never a
+double's ``569.7990476800001``), so the file holds it exactly, as CSV and JSON do; a spreadsheet keeps
+numbers as doubles (Excel shows 15 significant digits), which is what lets it sum the column. No text
+``spend_exact`` column as in Parquet: it would not sum, and the number cell already carries the exact text.
 """
 
 from __future__ import annotations

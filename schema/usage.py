@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime
+from decimal import Decimal
 
 import strawberry
 from strawberry.types import Info
@@ -39,6 +40,7 @@ class Freshness:
         description="When the oldest data that could still change was fetched."
     )
     unattributed_spend: float = strawberry.field(description="Spend of the `unattributed` pseudo-user.")
+    unattributed_spend_exact: Decimal = strawberry.field(description="`unattributedSpend`, exact.")
 
 
 @strawberry.type(description="Usage under one filter. Every field honours the whole filter.")
@@ -156,4 +158,5 @@ class Usage:
             unverified_days=sorted(report.unverified),
             as_of=report.as_of,
             unattributed_spend=float(found.unattributed_spend),
+            unattributed_spend_exact=found.unattributed_spend,
         )

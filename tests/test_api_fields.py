@@ -36,6 +36,7 @@ from usage_gateway.datasources.facts.aggregates import (
     GroupRow,
     UsageTotals,
 )
+from usage_gateway.schema.scalars import decimal_text
 from usage_gateway.schema.schema import schema_sdl
 
 examples = settings(
@@ -106,7 +107,7 @@ query ($filter: UsageFilter!, $g: Granularity!) {{
         timeSeries(granularity: $g) {{ {SERIES} }}
       }}
     }}
-    freshness {{ complete days closedDays openDays missingDays unattributedSpend }}
+    freshness {{ complete days closedDays openDays missingDays unattributedSpend unattributedSpendExact }}
   }}
 }}
 """
@@ -325,6 +326,7 @@ async def test_every_field_equals_python_sums(
         "openDays": [],
         "missingDays": [],
         "unattributedSpend": float(py_totals(unattributed).spend),
+        "unattributedSpendExact": decimal_text(py_totals(unattributed).spend),
     }
 
 

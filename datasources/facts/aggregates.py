@@ -213,7 +213,10 @@ def _partial_sums(
 def _metric(name: str, sums: Mapping[str, str], active_counts: bool) -> sql.Composed:
     """``name``'s aggregate, ``sums`` naming the column each sum adds up."""
     if name in sums:
-        expression: sql.Composable = sql.SQL("sum({})").format(sql.Identifier(sums[name]))
+        # Postgres sums bigints as numeric; cast back, so rows arrive as ints rather than Decimals that
+        # Python must convert (a tenth of a dashboard's time went there). Spend stays numeric.
+        cast = "" if name == "spend" else "::bigint"
+        expression: sql.Composable = sql.SQL("sum({}){}").format(sql.Identifier(sums[name]), sql.SQL(cast))
     else:
         expression = sql.SQL(_ACTIVE[name] if active_counts else "0")
     return sql.SQL("{} AS {}").format(expression, sql.Identifier(name))

@@ -127,8 +127,8 @@ class UsageTotals:
         """Build from SQL values in field order; ``NULL`` (no facts) reads as zero."""
         spend, *counts = values
         return cls(
-            Decimal(0) if spend is None else Decimal(spend),
-            *(0 if value is None else int(value) for value in counts),
+            spend if type(spend) is Decimal else Decimal(0) if spend is None else Decimal(spend),
+            *[value if type(value) is int else 0 if value is None else int(value) for value in counts],
         )
 
 

@@ -241,12 +241,12 @@ def app_from_environment() -> Starlette:
 )
 def serve(host: str | None, port: int | None, workers: int, wait_seconds: float) -> None:
     """Serve the GraphQL API (uvicorn) on HOST:PORT."""
+    settings = _settings()
+    _require_database(settings, wait_seconds=wait_seconds)
     import uvicorn
 
     from usage_gateway.server.app import create_app
 
-    settings = _settings()
-    _require_database(settings, wait_seconds=wait_seconds)
     host, port = host or settings.host, settings.port if port is None else port
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_config=None)

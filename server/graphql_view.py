@@ -1,15 +1,16 @@
 """``/graphql``: POST JSON only (GraphiQL on GET when enabled), authenticated before GraphQL runs,
-answered with orjson.
+answered with orjson as ``application/json`` or ``application/graphql-response+json``.
 
-Before GraphQL sees a request: a body over ``MAX_BODY_BYTES`` is 413, a missing or invalid token 401
-(503 when the JWKS cannot be fetched). Around it: the operation runs under ``OPERATION_TIMEOUT_SECONDS``
-(past it, ``QUERY_TOO_COMPLEX``), and an operation the rate limit refused becomes HTTP 429 with
-``Retry-After``. Batches (a JSON list) are refused: Strawberry's batching is off. ``X-Answer-Cache``
-says whether the answer came from the answer cache (``hit``), was computed after looking (``miss``), or
-the cache was not consulted (``bypass``: mutations, ``export`` lookups, requests refused before execution,
-no answer cache). A hit on a query text seen before is answered by :mod:`server.cached_answers` without
-Strawberry; everything else runs through it, once admission control (:mod:`server.admission`) gives it a
-slot: a request it sheds is answered 503 with ``Retry-After`` and code ``OVERLOADED``.
+Before GraphQL sees a request: a body over ``MAX_BODY_BYTES`` is 413; what is not a GraphQL-over-HTTP
+request (another method, a body that is not JSON, a batch, ...) is refused as :mod:`server.graphql_http`
+says; a missing or invalid token is 401 (503 when the JWKS cannot be fetched). Around it: the operation
+runs under ``OPERATION_TIMEOUT_SECONDS`` (past it, ``QUERY_TOO_COMPLEX``), and an operation the rate
+limit refused becomes HTTP 429 with ``Retry-After``. ``X-Answer-Cache`` says whether the answer came
+from the answer cache (``hit``), was computed after looking (``miss``), or the cache was not consulted
+(``bypass``: mutations, ``export`` lookups, requests refused before execution, no answer cache). A hit on
+a query text seen before is answered by :mod:`server.cached_answers` without Strawberry; everything else
+runs through it, once admission control (:mod:`server.admission`) gives it a slot: a request it sheds is
+answered 503 with ``Retry-After`` and code ``OVERLOADED``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 
 import orjson
 import structlog
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.types import ExecutionResult
 
 from usage_gateway.datasources.rate_limit import CostRateLimiter
 from usage_gateway.errors import Overloaded, QueryTooComplex, Unauthenticated
@@ -41,6 +44,19 @@ from usage_gateway.server.auth import KeySourceUnavailable, authenticate, challe
 from usage_gateway.server.body_limit import BodyTooLarge, read_body, replay
 from usage_gateway.server.cached_answers import CachedAnswers
 from usage_gateway.server.config import Settings
+from usage_gateway.server.graphql_http import (
+    PARTIAL_SUCCESS,
+    MediaType,
+    RequestRefused,
+    check_content_type,
+    from_strawberry,
+    graphql_status,
+    method_not_allowed,
+    negotiate,
+    not_acceptable,
+    operation,
+    unparsable,
+)
 from usage_gateway.server.resources import Resources
 from usage_gateway.server.responses import OrjsonResponse, error_response
 
@@ -84,6 +100,22 @@ class GraphQLView(GraphQL[Context, None]):
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
 
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        # Only POST application/json gets here (_respond refuses the rest).
+        try:
+            payload = orjson.loads(await request.get_body())
+        except orjson.JSONDecodeError as exc:
+            raise unparsable(exc) from exc
+        return operation(payload)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if request.state.media_type is MediaType.GRAPHQL_RESPONSE:
+            request.state.graphql_status = graphql_status(response)
+        return response
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
@@ -93,7 +125,10 @@ class GraphQLView(GraphQL[Context, None]):
             try:
                 body = await read_body(scope, receive, self._settings.max_body_bytes)
             except BodyTooLarge as exc:
-                response: Response = error_response(413, QueryTooComplex.code, str(exc))
+                media_type = negotiate(Request(scope).headers.get("accept")) or MediaType.JSON
+                response: Response = error_response(
+                    413, QueryTooComplex.code, str(exc), media_type=media_type.content_type
+                )
                 await response(scope, receive, send)
                 return
             receive = replay(body, receive)
@@ -125,15 +160,28 @@ class GraphQLView(GraphQL[Context, None]):
     async def _respond(self, request: Request, body: bytes | None) -> Response:
         if request.method == "GET" and self._wants_ide(request):
             return await self.render_graphql_ide(request)
-        if request.method != "POST":
-            return PlainTextResponse("GraphQL is served on POST", status_code=405, headers={"Allow": "POST"})
         rid = request_id(request)
+        accept = request.headers.get("accept")
+        negotiated = negotiate(accept)
+        media_type = negotiated or MediaType.JSON
+        request.state.media_type = media_type
+        try:
+            if request.method != "POST":
+                raise method_not_allowed(request.method)
+            if negotiated is None:
+                raise not_acceptable(accept or "")
+            check_content_type(request.headers.get("content-type"))
+        except RequestRefused as exc:
+            return self._refused(exc, media_type, {"X-Request-ID": rid})
+        content_type = media_type.content_type
         try:
             viewer = await authenticate(request, self._settings)
         except KeySourceUnavailable as exc:
-            return error_response(503, "UPSTREAM_UNAVAILABLE", exc.message, {"X-Request-ID": rid})
+            headers = {"X-Request-ID": rid}
+            return error_response(503, "UPSTREAM_UNAVAILABLE", exc.message, headers, content_type)
         except Unauthenticated as exc:
-            return error_response(401, exc.code, exc.message, {**challenge(exc), "X-Request-ID": rid})
+            headers = {**challenge(exc), "X-Request-ID": rid}
+            return error_response(401, exc.code, exc.message, headers, content_type)
         resources = self._resources()
         limiter: RateLimiter | None = self._rate_limiter(resources.redis)
         context: Context | None = None
@@ -144,7 +192,7 @@ class GraphQLView(GraphQL[Context, None]):
                     found = await self._cached_answers.answer(body, viewer, limiter, resources.answers)
                 if found.body is not None:
                     headers = {"X-Request-ID": rid, "X-Answer-Cache": "hit"}
-                    return Response(found.body, media_type="application/json", headers=headers)
+                    return Response(found.body, media_type=content_type, headers=headers)
                 limiter = found.limiter
             context = self._context(resources, viewer, rid, limiter)
             # The operation's time runs from when it has a slot: waiting for one is bounded on its own.
@@ -152,11 +200,17 @@ class GraphQLView(GraphQL[Context, None]):
                 response = await self.run(request, context=context)
         except Overloaded as exc:
             headers = {"Retry-After": str(exc.retry_after), "X-Request-ID": rid}
-            return error_response(503, exc.code, exc.message, headers)
+            return error_response(503, exc.code, exc.message, headers, content_type)
         except HTTPException as exc:
-            response = PlainTextResponse(exc.reason, status_code=exc.status_code)
+            response = self._refused(from_strawberry(exc), media_type, {})
         except TimeoutError:
             response = self._timed_out(rid, context.budget.cost if context else 0)
+            if media_type is MediaType.GRAPHQL_RESPONSE:
+                response.status_code = PARTIAL_SUCCESS  # data (null) and an error: it had started
+        else:
+            if media_type is MediaType.GRAPHQL_RESPONSE:
+                response.status_code = getattr(request.state, "graphql_status", response.status_code)
+        response.headers["Content-Type"] = content_type
         if context is not None and context.budget.retry_after is not None:
             response.status_code = 429
             response.headers["Retry-After"] = str(context.budget.retry_after)
@@ -183,6 +237,13 @@ class GraphQLView(GraphQL[Context, None]):
             ),
             answers=resources.answers,
         )
+
+    @staticmethod
+    def _refused(refusal: RequestRefused, media_type: MediaType, headers: dict[str, str]) -> Response:
+        if refusal.status_code == 405:
+            headers = {**headers, "Allow": "POST"}
+        status = refusal.status_for(media_type)
+        return error_response(status, refusal.code, refusal.message, headers, media_type.content_type)
 
     def _timed_out(self, rid: str, cost: int) -> Response:
         seconds = self._settings.operation_timeout_seconds

@@ -14,8 +14,12 @@ class OrjsonResponse(JSONResponse):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    media_type: str = "application/json",
 ) -> OrjsonResponse:
     """A GraphQL-shaped error answered before GraphQL runs (e.g. 401)."""
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return OrjsonResponse(body, status_code=status, headers=headers)
+    return OrjsonResponse(body, status_code=status, headers=headers, media_type=media_type)

@@ -13,6 +13,10 @@
         └── UpstreamRejected          UPSTREAM_UNAVAILABLE (LiteLLM answered 4xx: not retried)
 
 Anything else that escapes is masked as INTERNAL by the API layer and logged once.
+
+Requests refused before GraphQL runs, for not being a GraphQL-over-HTTP request, carry the codes of
+:mod:`usage_gateway.server.graphql_http` (BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_ACCEPTABLE,
+UNSUPPORTED_MEDIA_TYPE).
 """
 
 from __future__ import annotations

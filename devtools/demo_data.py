@@ -53,6 +53,7 @@ NULL_USER_KEYS = 4  # owned keys with NULL-user rows before the upgrade (beside 
 TRIAL_PROVIDER = "azure_ai"  # a third deployment of gpt-4o one key tries for two weeks
 TRIAL_DAYS = range(DAYS - 30, DAYS - 16)
 DELETED_DAY = 50  # the retired key's deletion (it was used until the day before)
+TODAY_AS_OF = timedelta(hours=12)  # how much of today the data set holds (the demo's "now")
 EXTRA_ENDPOINTS = ("/responses", "/v1/messages")
 MCP_TOOLS = ("jira-create_issue", "github-search_code", "slack-post_message")
 MASTER_KEY_HASH = hashlib.sha256(MASTER_KEY.encode()).hexdigest()
@@ -119,8 +120,10 @@ class _Generator:
     def __init__(self, seed: int, now: datetime) -> None:
         self.rng = random.Random(seed)
         self.legacy_rng = random.Random(f"legacy-{seed}")
-        self.now = now.astimezone(UTC)
-        self.today = self.now.date()
+        self.today = now.astimezone(UTC).date()
+        # Today is shown as of a fixed hour, not as of the wall clock, so a seed gives the same figures
+        # on every run of the day (its rows may be stamped later than the moment the demo starts).
+        self.now = datetime.combine(self.today, time(), UTC) + TODAY_AS_OF
         self.start = self.today - timedelta(days=DAYS - 1)
         self.start_moment = datetime.combine(self.start, time(), UTC)
         self.rows: list[dict[str, Any]] = []
@@ -251,7 +254,7 @@ class _Generator:
             (rng.randrange(10, DAYS - 2), "azure", 0.35),
             (rng.randrange(10, DAYS - 2), "vertex_ai", 0.25),
         )
-        partial = max(0.05, (self.now - datetime.combine(self.today, time(), UTC)).total_seconds() / 86_400)
+        partial = TODAY_AS_OF / timedelta(days=1)
         for day in range(DAYS):
             current = self.start + timedelta(days=day)
             weekend = current.weekday() >= 5
@@ -550,5 +553,6 @@ class _Generator:
 
 
 def generate(seed: int = 7, *, now: datetime | None = None) -> DemoData:
-    """The demo data set for ``seed``, 120 days ending on ``now``'s UTC day (which is partial)."""
+    """The demo data set for ``seed``, 120 days ending on ``now``'s UTC day, which is partial: as of
+    :data:`TODAY_AS_OF` after midnight UTC, whatever the time of ``now``. Same seed and day, same data."""
     return _Generator(seed, now or datetime.now(UTC)).build()

@@ -257,3 +257,10 @@ def test_directory_matches_litellm(data: DemoData) -> None:
             "id", "user_id", "name", "key_alias", "token_hash", "litellm_user_id", "team_id",
             "created_at", "revoked_at",
         }  # fmt: skip
+
+
+def test_the_same_seed_gives_the_same_today_at_any_hour() -> None:
+    """The day's figures do not follow the wall clock: two runs of the demo on one day agree."""
+    morning = generate(7, now=NOW.replace(hour=0, minute=5))
+    assert generate(7, now=NOW.replace(hour=23, minute=59, second=59)) == morning
+    assert max(row["date"] for row in morning.rows) == NOW.date().isoformat()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -27,11 +28,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import psycopg
 import uvicorn
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from usage_gateway.devtools.demo_data import DAYS, DemoData, generate
 from usage_gateway.devtools.demo_queries import EXAMPLES, example_variables
@@ -49,6 +54,8 @@ from usage_gateway.server.logs import configure_logging
 from usage_gateway.server.tokens import issue_token
 
 TOKEN_TTL = timedelta(hours=24)
+SECRET_FILE = Path("var/demo-jwt-secret")  # relative to the working directory, as the export folder is
+GRAPHIQL_LOGIN_PATH = "/demo/graphiql"
 UPSTREAM_FAILURE_RATE = 0.02
 _USER_COLUMNS = ("id", "username", "email", "role", "department", "created_at")
 _KEY_COLUMNS = (
@@ -91,6 +98,7 @@ class _Ready:
 
     url: str
     admin_token: str
+    login_code: str
     user_id: str
     user_token: str
     today: date
@@ -114,7 +122,18 @@ def run_demo(host: str, port: int, *, seed: int) -> int:
     started = time.monotonic()
     with _handling_stop_signals() as stop, contextlib.ExitStack() as cleanup:
         try:
-            listener = _listen(host, port)  # first: a busy port fails before anything starts
+            try:
+                listener = _listen(host, port)  # first: a busy port fails before anything starts
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                print(
+                    f"demo: port {port} on {host} is in use; choose another with --port "
+                    f"(e.g. --port {port + 1 if 0 < port < 65535 else 8001}, or --port 0 for any free port)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
             cleanup.callback(listener.close)
             cleanup.callback(
                 _say, "Stopped: gateway, LiteLLM server, Redis and PostgreSQL; temporary files removed."
@@ -138,7 +157,7 @@ def run_demo(host: str, port: int, *, seed: int) -> int:
             _say(f"  LiteLLM     {litellm_url}  (master key {MASTER_KEY}; {failing})")
             export_dir = Path(tempfile.mkdtemp(prefix="ug-demo-exports-"))
             cleanup.callback(shutil.rmtree, export_dir, ignore_errors=True)
-            jwt_secret = secrets.token_hex(32)
+            jwt_secret = demo_secret(SECRET_FILE)
             settings = load_settings(
                 database_url=postgres.url,
                 redis_url=redis_url,
@@ -165,6 +184,24 @@ def run_demo(host: str, port: int, *, seed: int) -> int:
 
 def _say(line: str) -> None:
     print(line, flush=True)
+
+
+def demo_secret(path: Path) -> str:
+    """The demo's JWT secret, generated on the first run and kept (mode 0600) so that the tokens a run
+    printed still work after a restart."""
+    if path.exists():
+        secret = path.read_text().strip()
+        if len(secret) >= 64:
+            path.chmod(0o600)
+            return secret
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret = secrets.token_hex(32)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret + "\n")
+    temporary.replace(path)
+    return secret
 
 
 def _start_redis(cleanup: contextlib.ExitStack) -> str | None:
@@ -224,15 +261,95 @@ def _tokens(secret: str, settings: Settings, data: DemoData) -> _Ready:
         admin_token=issue_token(secret, admin, ["admin"], TOKEN_TTL),
         user_id=heavy,
         user_token=issue_token(secret, heavy, ["user"], TOKEN_TTL),
+        login_code=secrets.token_urlsafe(16),
         today=max(date.fromisoformat(row["date"]) for row in data.rows),
     )
 
 
-def _preloaded_url(ready: _Ready) -> str:
-    """GraphiQL (Strawberry's page) reads its first query, variables and headers from the URL."""
+def _examples_url(ready: _Ready) -> str:
+    """GraphiQL (Strawberry's page) reads its first query and variables from the URL."""
     variables = json.dumps(example_variables(ready.today, ready.user_id))
-    headers = json.dumps({"Authorization": f"Bearer {ready.admin_token}"})
-    return f"{ready.url}?q={quote(EXAMPLES, safe='')}&variables={quote(variables)}&headers={quote(headers)}"
+    return f"{ready.url}?q={quote(EXAMPLES, safe='')}&variables={quote(variables)}"
+
+
+def login_url(ready: _Ready) -> str:
+    return f"{ready.url.removesuffix('/graphql')}{GRAPHIQL_LOGIN_PATH}?code={ready.login_code}"
+
+
+# Strawberry's GraphiQL page starts its header editor from the URL's `headers` parameter; the login page
+# starts it from the value injected here instead, so the token is never in a URL.
+_HEADERS_STATE = "React.useState(parameters.headers)"
+
+
+class GraphiQLLogin:
+    """The demo's GraphiQL link: ``/demo/graphiql?code=…`` with a one-time code. Its page is the gateway's
+    own GraphiQL page with the admin header in the header editor (GraphiQL then keeps it, as
+    ``shouldPersistHeaders`` asks) and the example queries loaded; the address bar shows ``/graphql``.
+    The code works once; every other path goes to the gateway."""
+
+    def __init__(self, app: ASGIApp, ready: _Ready) -> None:
+        self.app = app
+        self.ready = ready
+        self._code: str | None = ready.login_code
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != GRAPHIQL_LOGIN_PATH:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        response = await self._login(request, scope)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        await response(scope, receive, send)
+
+    async def _login(self, request: Request, scope: Scope) -> Response:
+        code = request.query_params.get("code", "")
+        if request.method != "GET" or self._code is None or not secrets.compare_digest(code, self._code):
+            return HTMLResponse(
+                "<p>This GraphiQL link is not valid or was used already: it works once. The browser that "
+                'opened it keeps the header in GraphiQL (<a href="/graphql">/graphql</a>); elsewhere, '
+                "paste the header the demo printed into GraphiQL's Headers tab.</p>",
+                status_code=410,
+            )
+        page = await self._graphiql_page(scope)
+        if _HEADERS_STATE not in page or "<body>" not in page:
+            return HTMLResponse("<p>GraphiQL's page has changed; paste the header instead.</p>", 500)
+        self._code = None
+        headers = json.dumps({"Authorization": f"Bearer {self.ready.admin_token}"}, indent=2)
+        target = _examples_url(self.ready).split("/graphql", 1)[1]
+        script = (
+            f"<script>window.demoHeaders = {_script_json(headers)};"
+            f" history.replaceState(null, '', {_script_json('/graphql' + target)});</script>"
+        )
+        page = page.replace("<body>", "<body>" + script, 1)
+        page = page.replace(_HEADERS_STATE, "React.useState(parameters.headers || window.demoHeaders)", 1)
+        return HTMLResponse(page)
+
+    async def _graphiql_page(self, scope: Scope) -> str:
+        """The page the gateway itself serves for ``GET /graphql`` in a browser."""
+        inner: dict[str, Any] = {
+            **scope,
+            "method": "GET",
+            "path": "/graphql",
+            "raw_path": b"/graphql",
+            "query_string": b"",
+            "headers": [(b"accept", b"text/html"), (b"host", b"demo")],
+        }
+        chunks: list[bytes] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(inner, receive, send)
+        return b"".join(chunks).decode()
+
+
+def _script_json(value: str) -> str:
+    return json.dumps(value).replace("</", "<\\/")
 
 
 def _banner(ready: _Ready, seconds: float) -> None:
@@ -242,7 +359,9 @@ def _banner(ready: _Ready, seconds: float) -> None:
     _say(f"User token ({ready.user_id}, role user): {ready.user_token}")
     hours = TOKEN_TTL.total_seconds() / 3600
     _say(f'In GraphiQL\'s Headers tab: {{"Authorization": "Bearer <token>"}} (tokens valid {hours:.0f} h).')
-    _say(f"GraphiQL with the example queries and the admin header preloaded:\n{_preloaded_url(ready)}")
+    _say(f"Tokens are signed with the secret in {SECRET_FILE} (kept across restarts; delete it to revoke).")
+    _say("GraphiQL with the example queries and the admin header set (the link works once):")
+    _say(login_url(ready))
     _say("Press Ctrl-C to stop.\n")
 
 
@@ -288,7 +407,7 @@ async def _serve(
     settings: Settings, listener: socket.socket, stop: _StopSignals, ready: _Ready, started: float
 ) -> int:
     config = uvicorn.Config(
-        create_app(settings),
+        GraphiQLLogin(create_app(settings), ready),
         log_config=None,
         access_log=False,
         lifespan="on",

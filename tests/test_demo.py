@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+USAGE_GATEWAY = str(Path(sys.executable).with_name("usage-gateway"))
 START_TIMEOUT = 120
 QUERY_TIMEOUT = 180
 STOP_TIMEOUT = 30
@@ -35,10 +37,14 @@ query Dashboard($from: Date!, $to: Date!) {
 class DemoProcess:
     """The demo as a child process; a thread drains its output so the pipe never fills."""
 
-    def __init__(self) -> None:
-        command = [str(Path(sys.executable).with_name("usage-gateway")), "demo", "--port", "0"]
+    def __init__(self, cwd: Path) -> None:
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            [USAGE_GATEWAY, "demo", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            cwd=cwd,  # the demo keeps its secret in ./var
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._drain, daemon=True)
@@ -79,8 +85,8 @@ class DemoProcess:
 
 
 @pytest.fixture
-def demo() -> Iterator[DemoProcess]:
-    process = DemoProcess()
+def demo(tmp_path: Path) -> Iterator[DemoProcess]:
+    process = DemoProcess(tmp_path)
     try:
         yield process
     finally:
@@ -126,3 +132,64 @@ def test_demo_answers_a_dashboard_and_stops_cleanly(demo: DemoProcess) -> None:
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(STOP_TIMEOUT) == 0, demo.output[-5000:]
     assert not data_dir.exists()
+
+
+VIEWER = "{ viewer { id roles } }"
+
+
+def _viewer(url: str, token: str) -> httpx.Response:
+    return httpx.post(url, json={"query": VIEWER}, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+@pytest.mark.slow
+def test_demo_tokens_survive_a_restart_and_graphiql_opens_with_the_header(tmp_path: Path) -> None:
+    first = DemoProcess(tmp_path)
+    try:
+        url = first.wait_for(r"^GraphiQL: (http://\S+/graphql)$", START_TIMEOUT).group(1)
+        token = first.wait_for(r"^Admin token: (\S+)$", 5).group(1)
+        login = first.wait_for(r"^(http://\S+/demo/graphiql\?code=\S+)$", 5).group(1)
+        assert _viewer(url, token).json()["data"]["viewer"]["roles"] == ["ADMIN"]
+        assert token not in first.output.split("Admin token:")[1].split("\n", 1)[1]  # printed once, in no URL
+        assert token not in login
+
+        page = httpx.get(login, timeout=30)
+        assert page.status_code == 200
+        assert page.headers["cache-control"] == "no-store"
+        assert f"Bearer {token}" in page.text
+        assert "React.useState(parameters.headers || window.demoHeaders)" in page.text
+        assert "history.replaceState(null, '', \"/graphql?q=" in page.text
+        assert httpx.get(login, timeout=30).status_code == 410  # the code works once
+        assert httpx.get(url.replace("/graphql", "/demo/graphiql?code=guess"), timeout=30).status_code == 410
+    finally:
+        first.close()
+    secret = tmp_path / "var" / "demo-jwt-secret"
+    assert secret.stat().st_mode & 0o777 == 0o600
+
+    second = DemoProcess(tmp_path)
+    try:
+        url = second.wait_for(r"^GraphiQL: (http://\S+/graphql)$", START_TIMEOUT).group(1)
+        response = _viewer(url, token)  # the first run's token
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["viewer"]["roles"] == ["ADMIN"]
+    finally:
+        second.close()
+
+
+def test_a_busy_port_is_named_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [USAGE_GATEWAY, "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in lines[0]
+    assert "--port" in lines[0]

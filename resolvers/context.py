@@ -13,6 +13,7 @@ from usage_gateway.datasources.answer_cache import AnswerCache
 from usage_gateway.datasources.daycache.days import DayCache, RangeReport
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.litellm.client import LiteLLMClient
+from usage_gateway.resolvers.download_links import DownloadLinks
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.resolvers.loaders import Loaders
 from usage_gateway.resolvers.viewer import Viewer
@@ -63,6 +64,7 @@ class Operations:
     redis: Redis | None = None  # to invalidate cached answers after a sync
     export_dir: Path = Path("var/exports")
     export_ttl_hours: float = 24
+    links: DownloadLinks | None = None  # None: downloadUrl is the bare path (header auth only)
 
 
 @dataclass

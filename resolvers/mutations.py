@@ -14,10 +14,9 @@ from usage_gateway.datasources.exports.records import ExportDimension, ExportFor
 from usage_gateway.errors import UpstreamUnavailable
 from usage_gateway.resolvers.audited import audited
 from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.download_links import DOWNLOAD_PATH
 from usage_gateway.resolvers.filters import RequestedFilter, check_range, resolve_filter
 from usage_gateway.resolvers.permissions import reads_everyone, require_admin
-
-DOWNLOAD_PATH = "/exports/{export_id}"
 
 
 @dataclass(frozen=True)
@@ -119,5 +118,8 @@ async def export(ctx: Context, export_id: str) -> ExportRecord | None:
     return record
 
 
-def download_url(record: ExportRecord) -> str | None:
+def download_url(ctx: Context, record: ExportRecord) -> str | None:
+    """The signed, absolute link of a DONE export for this viewer (see :mod:`resolvers.download_links`)."""
+    if ctx.operations.links is not None:
+        return ctx.operations.links.url(record, ctx.viewer, datetime.now(UTC))
     return DOWNLOAD_PATH.format(export_id=record.id) if record.status is exports.ExportStatus.DONE else None

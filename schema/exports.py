@@ -19,7 +19,12 @@ class Export:
     row_count: BigInt | None
     byte_size: BigInt | None
     sha256: str | None
-    download_url: str | None
+    download_url: str | None = strawberry.field(
+        description="Where to download the file once DONE: an absolute URL with a signed token, so it works"
+        " as a plain link, without an Authorization header (a bearer token is accepted too). It opens this"
+        " export only, for the viewer it was made for, and expires with the export or after"
+        " DOWNLOAD_LINK_TTL_SECONDS, whichever comes first; ask `export(id)` again for a fresh one."
+    )
     expires_at: datetime | None
     error: str | None
 

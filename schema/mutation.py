@@ -51,7 +51,7 @@ class Mutation:
             format,
             group_by,
         )
-        return Export.from_record(record, mutations.download_url(record))
+        return Export.from_record(record, mutations.download_url(info.context, record))
 
     @mutation("Copy users and keys from LiteLLM into the directory; never deletes (admin only).")
     async def sync_directory(self, info: Info[Context, None]) -> SyncResult:

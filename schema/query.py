@@ -73,4 +73,6 @@ class Query:
     @strawberry.field
     async def export(self, info: Info[Context, None], id: strawberry.ID) -> Export | None:
         record = await mutations.export(info.context, id)
-        return None if record is None else Export.from_record(record, mutations.download_url(record))
+        if record is None:
+            return None
+        return Export.from_record(record, mutations.download_url(info.context, record))

@@ -20,7 +20,7 @@ from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.schema import build_schema
 from usage_gateway.server.admission import Admission
 from usage_gateway.server.config import Settings
-from usage_gateway.server.downloads import download_route, expire_exports_periodically
+from usage_gateway.server.downloads import download_route, expire_exports_periodically, link_signer
 from usage_gateway.server.graphql_view import GraphQLView
 from usage_gateway.server.health import healthz, readiness
 from usage_gateway.server.resources import Resources
@@ -66,6 +66,12 @@ def _warn_about_posture(settings: Settings) -> None:
         log.warning("auth.weak_secret", effect="HS256 secrets should have at least 32 bytes")
     if settings.rate_limit_cost and not settings.redis_url:
         log.warning("rate_limit.disabled", effect="no per-user cost limit without USAGE_GATEWAY_REDIS_URL")
+    if settings.public_url is None:
+        log.warning(
+            "downloads.no_public_url",
+            effect="download links take their host from each request's Host header;"
+            " set USAGE_GATEWAY_PUBLIC_URL",
+        )
     if settings.graphiql or settings.introspection:
         log.warning("graphql.introspection_on", effect="the schema is visible to every authenticated caller")
 
@@ -101,7 +107,8 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
     _warn_about_posture(settings)
     limits = limits_from(settings)
     schema = build_schema(introspection=settings.introspection or settings.graphiql, limits=limits)
-    view = GraphQLView(schema, settings, held.get, limits, Admission.from_settings(settings))
+    links = link_signer(settings)  # one signer for the view that makes the links and the route that checks
+    view = GraphQLView(schema, settings, held.get, limits, Admission.from_settings(settings), links)
 
     async def ready(_: Request) -> Response:
         return await readiness(held.resources)
@@ -127,7 +134,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
 
     routes = [
         Route("/graphql", view),
-        download_route(settings, held.get),
+        download_route(settings, held.get, links=links),
         Route("/healthz", healthz),
         Route("/readyz", ready),
     ]

@@ -26,6 +26,9 @@ PositiveInt = Annotated[int, Field(gt=0)]
 
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
 
+# A base URL for download links: scheme, host, optional port and path prefix (a reverse proxy's).
+_PUBLIC_URL = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[^?#\s]*)?")
+
 
 def _origin(item: str) -> str:
     """One CORS origin as a browser sends it in ``Origin``: scheme, host, optional port, no path."""
@@ -69,6 +72,12 @@ class Settings(BaseSettings):
     jwt_jwks_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     export_dir: Path = Path("var/exports")
     export_ttl_hours: PositiveInt = 24
+    # Download links (``Export.downloadUrl``): the base URL they start with (unset: each request's own,
+    # from its Host header), the key their tokens are signed with (unset: derived from JWT_SECRET, else
+    # random per process) and how long each link lives at most (never past its export's expiry).
+    public_url: str | None = None
+    download_signing_key: SecretStr | None = None
+    download_link_ttl_seconds: PositiveInt = 3600
     graphiql: bool = False
     introspection: bool = False
     host: str = "127.0.0.1"
@@ -124,6 +133,26 @@ class Settings(BaseSettings):
         if not isinstance(items, list | tuple):
             raise ValueError("must be a comma-separated list of origins")
         return tuple(_origin(str(item)) for item in items if str(item).strip())
+
+    @field_validator("public_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not _PUBLIC_URL.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a base URL like https://usage.example.com (no query or fragment)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("download_signing_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("must have at least 32 bytes")
+        return value
 
     @field_validator("redis_url", "litellm_url", "jwt_jwks_url")
     @classmethod

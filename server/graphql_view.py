@@ -35,6 +35,7 @@ from strawberry.types import ExecutionResult
 from usage_gateway.datasources.rate_limit import CostRateLimiter
 from usage_gateway.errors import Overloaded, QueryTooComplex, Unauthenticated
 from usage_gateway.resolvers.context import Budget, Context, Operations, RateLimiter
+from usage_gateway.resolvers.download_links import DownloadLinks, LinkSigner
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.resolvers.loaders import Loaders
 from usage_gateway.resolvers.viewer import Viewer
@@ -79,6 +80,7 @@ class GraphQLView(GraphQL[Context, None]):
         resources: Callable[[], Resources],
         limits: Limits,
         admission: Admission | None = None,
+        links: LinkSigner | None = None,
     ) -> None:
         super().__init__(
             schema, graphql_ide="graphiql" if settings.graphiql else None, allow_queries_via_get=False
@@ -89,6 +91,7 @@ class GraphQLView(GraphQL[Context, None]):
         self._limiter: tuple[Redis, CostRateLimiter] | None = None
         self._cached_answers = CachedAnswers(schema)
         self.admission = admission
+        self._links = links
 
     def _slot(self, rid: str) -> AbstractAsyncContextManager[None]:
         """A slot of admission control for running an operation (none to wait for when it is off)."""
@@ -194,7 +197,7 @@ class GraphQLView(GraphQL[Context, None]):
                     headers = {"X-Request-ID": rid, "X-Answer-Cache": "hit"}
                     return Response(found.body, media_type=content_type, headers=headers)
                 limiter = found.limiter
-            context = self._context(resources, viewer, rid, limiter)
+            context = self._context(resources, viewer, rid, limiter, self._download_links(request))
             # The operation's time runs from when it has a slot: waiting for one is bounded on its own.
             async with self._slot(rid), asyncio.timeout(timeout):
                 response = await self.run(request, context=context)
@@ -218,8 +221,21 @@ class GraphQLView(GraphQL[Context, None]):
         response.headers["X-Answer-Cache"] = context.answer_status if context else "bypass"
         return response
 
+    def _download_links(self, request: Request) -> DownloadLinks | None:
+        """Links start with PUBLIC_URL when set: the request's own base URL comes from its Host header,
+        which a client (or a misconfigured proxy) may set to anything."""
+        if self._links is None:
+            return None
+        base = self._settings.public_url or str(request.base_url).rstrip("/")
+        return DownloadLinks(self._links, base)
+
     def _context(
-        self, resources: Resources, viewer: Viewer, rid: str, limiter: RateLimiter | None
+        self,
+        resources: Resources,
+        viewer: Viewer,
+        rid: str,
+        limiter: RateLimiter | None,
+        links: DownloadLinks | None = None,
     ) -> Context:
         return Context(
             db=resources.db,
@@ -234,6 +250,7 @@ class GraphQLView(GraphQL[Context, None]):
                 redis=resources.redis,
                 export_dir=self._settings.export_dir,
                 export_ttl_hours=self._settings.export_ttl_hours,
+                links=links,
             ),
             answers=resources.answers,
         )

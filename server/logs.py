@@ -27,11 +27,11 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 
 
 def configured_secrets(settings: Settings) -> tuple[str, ...]:
-    """The secrets ``settings`` hold: the LiteLLM master key, the JWT secret, the database and Redis
-    passwords (from their URLs)."""
+    """The secrets ``settings`` hold: the LiteLLM master key, the JWT secret, the download signing key,
+    the database and Redis passwords (from their URLs)."""
     found = [
         secret.get_secret_value()
-        for secret in (settings.litellm_master_key, settings.jwt_secret)
+        for secret in (settings.litellm_master_key, settings.jwt_secret, settings.download_signing_key)
         if secret is not None
     ]
     for url in (settings.database_url, settings.redis_url):
@@ -40,6 +40,21 @@ def configured_secrets(settings: Settings) -> tuple[str, ...]:
             found.extend({password, unquote(password)})
     # Very short values would blank out ordinary words of every line.
     return tuple(secret for secret in found if len(secret) >= 4)
+
+
+_LINK_TOKEN = re.compile(r"([?&]token=)[^&\s]+")
+
+
+class HideLinkTokens(logging.Filter):
+    """Uvicorn's access lines show a download link's path, not its token (it opens the file until it
+    expires)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _LINK_TOKEN.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
 
 
 def configure_logging(settings: Settings, *, secrets: tuple[str, ...] = ()) -> None:
@@ -60,6 +75,9 @@ def configure_logging(settings: Settings, *, secrets: tuple[str, ...] = ()) -> N
     )
     level = logging.getLevelNamesMapping()[settings.log_level]
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, HideLinkTokens) for f in access.filters):
+        access.addFilter(HideLinkTokens())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -162,11 +162,14 @@ async def test_export_usage_writes_a_downloadable_file_that_sums_to_the_totals(
             export = (await gw.data(EXPORT, variables))["exportUsage"]
             assert export["status"] == "DONE"
             assert export["format"] == "CSV"
-            assert export["downloadUrl"] == f"/exports/{export['id']}"
-            response = await gw.client.get(
-                export["downloadUrl"], headers={"Authorization": f"Bearer {gw.admin}"}
-            )
+            # An absolute link on the request's own base URL (no PUBLIC_URL here), signed, with no JWT in it.
+            link = export["downloadUrl"]
+            assert link.startswith(f"http://gateway/exports/{export['id']}?token=")
+            assert gw.admin not in link
+            response = await gw.client.get(link)
             assert response.status_code == 200
+            with_header = await gw.client.get(link, headers={"Authorization": f"Bearer {gw.admin}"})
+            assert with_header.content == response.content
             assert response.headers["content-type"].startswith("text/csv")
             assert "usage_2026-11-05_2026-11-06" in response.headers["content-disposition"]
             assert len(response.content) == export["byteSize"]
@@ -213,3 +216,51 @@ async def test_export_usage_takes_the_format_and_dimensions_as_the_data_layer_na
             assert record.group_by == (ExportDimension.MODEL, ExportDimension.DATE)
             first = json.loads((tmp_path / f"{record.id}.ndjson").read_text().splitlines()[0])
             assert list(first)[:2] == ["model", "date"]
+
+
+async def test_download_links_start_with_public_url_whatever_the_host_header(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    days = [date(2026, 11, 5)]
+    store = LiteLLMStore(keys=[], users=[], rows=spread_rows(days, per_day=2))
+    variables = {"from": "2026-11-05", "to": "2026-11-05", "format": "CSV"}
+    public = "https://usage.example.com/analytics"
+    with running_litellm(store) as url:
+        async with open_gateway(
+            database_url,
+            redis_url,
+            litellm_url=url,
+            clock=clock_at(long_after(days[-1])),
+            export_dir=tmp_path,
+            public_url=public + "/",
+        ) as gw:
+            alice = gw.token("alice", Role.USER)
+            response = await gw.client.post(
+                "/graphql",
+                json={"query": EXPORT, "variables": variables},
+                headers={"Authorization": f"Bearer {alice}", "Host": "evil.example"},
+            )
+            export = response.json()["data"]["exportUsage"]
+            link = export["downloadUrl"]
+            assert link.startswith(f"{public}/exports/{export['id']}?token=")
+            assert alice not in link
+            # Behind the proxy that PUBLIC_URL names, the gateway sees the path without its prefix.
+            path = link.removeprefix(public)
+            downloaded = await gw.client.get(path)
+            assert downloaded.status_code == 200, downloaded.text
+            assert len(downloaded.content) == export["byteSize"]
+
+            # Query.export gives each viewer a link of their own: an admin's opens alice's export too.
+            found = "query($id: ID!) { export(id: $id) { downloadUrl } }"
+            again = (await gw.data(found, {"id": export["id"]}, token=alice))["export"]["downloadUrl"]
+            mine = (await gw.data(found, {"id": export["id"]}))["export"]["downloadUrl"]
+            assert again.startswith(public)
+            assert mine.startswith(public)
+            assert gw.admin not in mine
+            assert (await gw.client.get(mine.removeprefix(public))).status_code == 200
+            # A link's token does not open another export, not even one of the same requester.
+            other = (await gw.data(EXPORT, variables, token=alice))["exportUsage"]
+            token = again.split("?", 1)[1]
+            crossed = await gw.client.get(f"/exports/{other['id']}?{token}")
+            assert crossed.status_code == 401
+            assert crossed.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -10,7 +10,7 @@ from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.datasources.facts.aggregates import Dimension, InvalidCursor, Order
 from usage_gateway.errors import BadUserInput
 from usage_gateway.resolvers.context import Context
-from usage_gateway.resolvers.filters import check_first
+from usage_gateway.resolvers.filters import check_after, check_first
 from usage_gateway.resolvers.slices import Node, Site
 from usage_gateway.resolvers.usage import UsageRequest
 
@@ -41,6 +41,7 @@ async def breakdown(
 ) -> NodePage:
     """A page of groups; ``site`` is the field asking (its response path), for the nodes' own fields."""
     check_first(first, ctx.limits)
+    check_after(after, dimension, order)
     try:
         page, whole = await asyncio.gather(
             facts.breakdown(

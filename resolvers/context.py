@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from usage_gateway.datasources.answer_cache import AnswerCache
 from usage_gateway.datasources.daycache.days import DayCache, RangeReport
 from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts.aggregates import FactFilter
 from usage_gateway.datasources.litellm.client import LiteLLMClient
 from usage_gateway.resolvers.download_links import DownloadLinks
 from usage_gateway.resolvers.limits import Limits
@@ -82,6 +83,8 @@ class Context:
     answers: AnswerCache | None = None  # None: this request's answer is neither looked up nor stored
     answer_status: Literal["hit", "miss", "bypass"] = "bypass"
     reports: list[RangeReport] = field(default_factory=list)
+    # Filters already checked and scoped in this request (``resolvers.filters.resolve_filter``).
+    checked_filters: dict[tuple[object, ...], FactFilter] = field(default_factory=dict)
 
     def note(self, report: RangeReport) -> None:
         """Remember ``report`` (how fresh the answer is) and tell the client about its missing days (as

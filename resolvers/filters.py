@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from usage_gateway.datasources.directory import lookups as directory
-from usage_gateway.datasources.facts.aggregates import FactFilter
+from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, InvalidCursor, Order
+from usage_gateway.datasources.facts.known import seen_values
+from usage_gateway.datasources.facts.vocabulary import decode_cursor
 from usage_gateway.errors import BadUserInput, RangeTooLarge
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.limits import Limits
@@ -42,6 +44,15 @@ def check_range(start: date, end: date, limits: Limits) -> None:
 def check_first(first: int, limits: Limits) -> None:
     if not 0 <= first <= limits.max_first:
         raise BadUserInput(f"`first` must be between 0 and {limits.max_first}, got {first}")
+
+
+def check_after(after: str | None, dimension: Dimension, order: Order) -> None:
+    if after is None:
+        return
+    try:
+        decode_cursor(after, dimension, order)
+    except InvalidCursor as exc:
+        raise BadUserInput(f"`after` is not a cursor of this breakdown: {exc}") from None
 
 
 def is_key_bucket(value: str) -> bool:
@@ -90,7 +101,36 @@ async def _key_buckets(
 
 async def resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilter:
     """The validated filter, clipped to the viewer's scope; BadUserInput names what is wrong, Forbidden
-    what is not the viewer's to see."""
+    what is not the viewer's to see.
+
+    Checked once per request: the operation's arguments are checked before it runs
+    (:mod:`schema.argument_checks`), and the resolvers find the result here.
+    """
+    key = (
+        requested.date_from,
+        requested.date_to,
+        *map(_values, (requested.user_ids, requested.api_key_ids, requested.models, requested.providers)),
+    )
+    found = ctx.checked_filters.get(key)
+    if found is None:
+        found = ctx.checked_filters[key] = await _resolve_filter(ctx, requested)
+    return found
+
+
+async def check_seen(ctx: Context, f: FactFilter) -> None:
+    """BadUserInput for a model or provider never seen on any stored day. Run once the filter's days are
+    present, so that one first used in them counts; one seen before but not in the range is simply zero."""
+    if f.models:
+        unknown = set(f.models) - await seen_values(ctx.db, Dimension.MODEL, f.models)
+        if unknown:
+            raise _unknown("models", sorted(unknown))
+    if f.providers:
+        unknown = set(f.providers) - await seen_values(ctx.db, Dimension.PROVIDER, f.providers)
+        if unknown:
+            raise _unknown("providers", sorted(unknown))
+
+
+async def _resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilter:
     check_range(requested.date_from, requested.date_to, ctx.limits)
     user_ids = _values(requested.user_ids)
     check_user_ids(ctx.viewer, user_ids)

@@ -15,7 +15,7 @@ from usage_gateway.errors import UpstreamUnavailable
 from usage_gateway.resolvers.audited import audited
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.download_links import DOWNLOAD_PATH
-from usage_gateway.resolvers.filters import RequestedFilter, check_range, resolve_filter
+from usage_gateway.resolvers.filters import RequestedFilter, check_range, check_seen, resolve_filter
 from usage_gateway.resolvers.permissions import reads_everyone, require_admin
 
 
@@ -94,6 +94,7 @@ async def export_usage(
     async with audited(ctx, "exportUsage", arguments) as entry:
         f = await resolve_filter(ctx, requested)
         ctx.note(await ctx.days.ensure(f.date_from, f.date_to))
+        await check_seen(ctx, f)
         record = await exports.create_export(
             ctx.db,
             requested_by=ctx.viewer.id,

@@ -11,7 +11,7 @@ from usage_gateway.datasources.directory.lookups import UNATTRIBUTED
 from usage_gateway.datasources.facts.aggregates import FactFilter, Granularity, UsageTotals
 from usage_gateway.errors import BadUserInput
 from usage_gateway.resolvers.context import Context
-from usage_gateway.resolvers.filters import RequestedFilter, resolve_filter
+from usage_gateway.resolvers.filters import RequestedFilter, check_seen, resolve_filter
 from usage_gateway.resolvers.loaders.series import Series, SeriesKey
 from usage_gateway.resolvers.slices import Slice
 
@@ -33,6 +33,7 @@ async def usage(ctx: Context, requested: RequestedFilter) -> UsageRequest:
     f = await resolve_filter(ctx, requested)
     report = await ctx.days.ensure(f.date_from, f.date_to)
     ctx.note(report)
+    await check_seen(ctx, f)
     return UsageRequest(f, report)
 
 
@@ -40,14 +41,18 @@ async def totals(ctx: Context, request: UsageRequest) -> UsageTotals:
     return await ctx.loaders.totals.load((request.filter, request.active_counts))
 
 
-async def previous_period(ctx: Context, request: UsageRequest) -> UsageTotals:
-    """The totals of the same number of days right before ``from`` (made present first)."""
-    f = request.filter
+def previous_filter(f: FactFilter) -> FactFilter:
+    """The same number of days right before ``from``, under the same filter."""
     length = f.date_to - f.date_from + timedelta(days=1)
     try:
-        previous = replace(f, date_from=f.date_from - length, date_to=f.date_from - timedelta(days=1))
+        return replace(f, date_from=f.date_from - length, date_to=f.date_from - timedelta(days=1))
     except OverflowError:
         raise BadUserInput("the range has no previous period before year 1") from None
+
+
+async def previous_period(ctx: Context, request: UsageRequest) -> UsageTotals:
+    """The totals of the same number of days right before ``from`` (made present first)."""
+    previous = previous_filter(request.filter)
     ctx.note(await ctx.days.ensure(previous.date_from, previous.date_to))
     return await ctx.loaders.totals.load((previous, request.active_counts))
 

@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.access import RootFieldAccess
 from usage_gateway.schema.answer_caching import AnswerCaching
+from usage_gateway.schema.argument_checks import ArgumentChecks
 from usage_gateway.schema.errors import ErrorCodes, GatewaySchema
 from usage_gateway.schema.limits import CostRateLimit, limit_extensions
 from usage_gateway.schema.mutation import Mutation
@@ -52,8 +53,9 @@ def build_schema(*, introspection: bool = True, limits: Limits | None = None) ->
     extensions.extend(
         [partial(PreparedValidation, documents), NoNulCharacters, Warnings, *limit_extensions(limits)]
     )
-    # The answer cache last: only what passed access and the rate limit may be answered from it.
-    extensions.extend([RootFieldAccess, CostRateLimit, partial(AnswerCaching, documents)])
+    # The answer cache after access and the rate limit: only what passed them may be answered from it.
+    # Arguments last, before anything runs (:mod:`schema.argument_checks`): a cached answer passed them.
+    extensions.extend([RootFieldAccess, CostRateLimit, partial(AnswerCaching, documents), ArgumentChecks])
     return ServedSchema(
         documents,
         query=Query,

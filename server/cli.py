@@ -435,7 +435,8 @@ def export(
         WrittenFile,
         write_export,
     )
-    from usage_gateway.datasources.facts.vocabulary import FactFilter
+    from usage_gateway.datasources.facts.known import seen_values
+    from usage_gateway.datasources.facts.vocabulary import Dimension, FactFilter
 
     if end < start:
         raise click.BadParameter("--to is before --from")
@@ -454,6 +455,15 @@ def export(
     bucket = re.compile(r"[0-9a-f]{64}|unattributed|raw:.+")
 
     async def work(resources: Resources) -> WrittenFile:
+        # Every id is checked before LiteLLM is asked for a day or a file is opened.
+        named_users = [user for user in users if not directory.is_pseudo_user(user)]
+        missing = sorted(set(named_users) - await directory.users_exist(resources.db, named_users))
+        if missing:
+            raise click.BadParameter(f"unknown user(s): {', '.join(missing)}", param_hint="'--user'")
+        known = await directory.api_keys_by_ids(resources.db, api_keys)
+        unknown = [key for key in api_keys if key not in known and not bucket.fullmatch(key)]
+        if unknown:
+            raise click.BadParameter(f"unknown API key(s): {', '.join(unknown)}", param_hint="'--api-key'")
         today = resources.days.today()
         if start <= today:
             report = await resources.days.ensure(start, min(end, today))
@@ -463,10 +473,6 @@ def export(
                 raise click.ClickException(
                     f"{len(failed)} day(s) could not be fetched or verified ({shown}); see --allow-incomplete"
                 )
-        known = await directory.api_keys_by_ids(resources.db, api_keys)
-        unknown = [key for key in api_keys if key not in known and not bucket.fullmatch(key)]
-        if unknown:
-            raise click.BadParameter(f"unknown API key(s): {', '.join(unknown)}", param_hint="--api-key")
         f = FactFilter(
             start,
             end,
@@ -475,6 +481,15 @@ def export(
             models=tuple(models) or None,
             providers=tuple(providers) or None,
         )
+        # Models and providers are known once seen on a stored day: checked now that the range's are.
+        for values, column in ((models, Dimension.MODEL), (providers, Dimension.PROVIDER)):
+            unseen = sorted(set(values) - await seen_values(resources.db, column, values))
+            if unseen:
+                option = f"--{column.name.lower()}"
+                raise click.BadParameter(
+                    f"unknown {option[2:]}(s), never seen in LiteLLM's usage: {', '.join(unseen)}",
+                    param_hint=f"'{option}'",
+                )
         dimensions = [ExportDimension(name) for name in group_by]
         with contextlib.ExitStack() as stack:
             advance: list[Callable[[str], None]] = []

@@ -21,6 +21,7 @@ from psycopg import sql
 
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.facts.grain import (
+    METRIC_COLUMNS,
     MonthGrain,
     MonthRollup,
     filter_clause,
@@ -76,17 +77,25 @@ _SUMS = {
     "total_response_time_ms": "total_response_time_ms",
     "timed_requests": "timed_requests",
 }
+# Each active count (a UsageTotals field): the dimension whose distinct values it counts, and the one value
+# it leaves out. Totals count each from the smallest relation holding it.
+_COUNTED: dict[str, tuple[Dimension, str | None]] = {
+    "active_users": (Dimension.USER, "unattributed"),
+    "active_api_keys": (Dimension.API_KEY, "unattributed"),
+    "active_models": (Dimension.MODEL, None),
+}
 # UsageTotals field -> its count, valid over usage_facts and over the partial sums of _aggregate.
 _ACTIVE = {
-    "active_users": "count(DISTINCT user_id) FILTER (WHERE user_id <> 'unattributed')",
-    "active_api_keys": "count(DISTINCT api_key) FILTER (WHERE api_key <> 'unattributed')",
-    "active_models": "count(DISTINCT model)",
+    name: f"count(DISTINCT {dim.value})" + ("" if out is None else f" FILTER (WHERE {dim.value} <> '{out}')")
+    for name, (dim, out) in _COUNTED.items()
 }
 # In UsageTotals field order, so a row slice builds UsageTotals positionally.
 _METRICS = tuple(f.name for f in fields(UsageTotals))
 _N = len(_METRICS)
 if set(_METRICS) != {*_SUMS, *_ACTIVE}:
     raise RuntimeError("every UsageTotals field needs exactly one SQL aggregate")
+if set(_SUMS.values()) != set(METRIC_COLUMNS):
+    raise RuntimeError("the month rollups must keep every column a sum reads")
 
 # What GroupRow.related lists for a group of each dimension: a model's providers and a provider's models.
 # Users and keys list nothing (the schema shows no such list, and it would cost a sort per group).
@@ -281,14 +290,6 @@ def _group_row(values: Sequence[Any]) -> GroupRow:
 # aggregate: pass it when the caller was not asked for active users, keys or models.
 
 
-# Each active count and the dimension it counts: totals count each from the smallest relation holding it.
-_COUNTED = {
-    "active_users": Dimension.USER,
-    "active_api_keys": Dimension.API_KEY,
-    "active_models": Dimension.MODEL,
-}
-
-
 async def totals(db: Database, f: FactFilter, *, active_counts: bool = True) -> UsageTotals:
     """The aggregate of every fact matching ``f``.
 
@@ -304,10 +305,8 @@ async def totals(db: Database, f: FactFilter, *, active_counts: bool = True) -> 
         return UsageTotals.ZERO if row is None else UsageTotals.from_values(row)
     grain = MonthGrain.of(f.date_from, f.date_to)
     counts = [
-        sql.SQL("{} AS {}").format(
-            _active_count(f, name, dimension, grain, where, params), sql.Identifier(name)
-        )
-        for name, dimension in _COUNTED.items()
+        sql.SQL("{} AS {}").format(_active_count(f, name, grain, where, params), sql.Identifier(name))
+        for name in _COUNTED
     ]
     columns = [sql.Identifier("s", name) for name in _METRICS if name in _SUMS]
     query = sql.SQL("SELECT {}, {} FROM ({}) AS s").format(_list(columns), _list(counts), sums)
@@ -316,18 +315,14 @@ async def totals(db: Database, f: FactFilter, *, active_counts: bool = True) -> 
 
 
 def _active_count(
-    f: FactFilter,
-    name: str,
-    dimension: Dimension,
-    grain: MonthGrain,
-    where: sql.Composable,
-    params: dict[str, Any],
+    f: FactFilter, name: str, grain: MonthGrain, where: sql.Composable, params: dict[str, Any]
 ) -> sql.Composable:
-    """The subquery of an active count: from the month rollups' active days when the range reads whole
-    months and a month rollup keeps ``dimension`` and the filter's, else from the smallest day relation."""
+    """The subquery of active count ``name``: from the month rollups' active days when the range reads
+    whole months and a month rollup keeps its dimension and the filter's, else from the smallest day
+    relation."""
+    dimension, excluded = _COUNTED[name]
     rollup = month_rollup_for(f, (dimension,))
     if grain.worth_it and rollup is not None:
-        excluded = None if dimension is Dimension.MODEL else "unattributed"
         return presence_count(f, rollup, grain, dimension, excluded, params)
     return sql.SQL("(SELECT {} FROM {} WHERE {})").format(
         sql.SQL(_ACTIVE[name]), source_for(f, (dimension,), active_counts=False), where

@@ -14,13 +14,13 @@ _ROLLUP_COLUMNS = (Dimension.MODEL, Dimension.PROVIDER)
 
 async def seen_values(db: Database, column: Dimension, values: Sequence[str]) -> set[str]:
     """The ``values`` of ``column`` (a model or a provider) that appear on any stored day (read from the
-    small day x model x provider rollup, not the facts)."""
+    month x model x provider rollup: a row per month a model ran, a thirtieth of the daily one)."""
     if column not in _ROLLUP_COLUMNS:
-        raise ValueError(f"{column} is not in the model rollup")
+        raise ValueError(f"{column} is not in the model rollups")
     if not values:
         return set()
-    query = sql.SQL("SELECT DISTINCT {column} FROM usage_model_days WHERE {column} = ANY(%s::text[])").format(
-        column=sql.Identifier(column.value)
-    )
+    query = sql.SQL(
+        "SELECT DISTINCT {column} FROM usage_model_months WHERE {column} = ANY(%s::text[])"
+    ).format(column=sql.Identifier(column.value))
     rows = await db.fetch_all(query, (list(set(values)),))
     return {row[0] for row in rows}

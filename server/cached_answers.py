@@ -26,6 +26,7 @@ from usage_gateway.resolvers.viewer import Viewer
 from usage_gateway.schema.limits.cost import cost_extension
 from usage_gateway.schema.no_nul import has_nul
 from usage_gateway.schema.schema import ServedSchema
+from usage_gateway.server.graphql_http import RequestRefused, operation
 
 
 @dataclass(frozen=True)
@@ -52,20 +53,14 @@ class _Operation:
 
 
 def _operation(body: bytes) -> _Operation | None:
-    """The operation a POST body asks for, when it is one Strawberry would accept as it is."""
+    """The operation a POST body asks for, when it is a well-formed request (else Strawberry refuses it)."""
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        request = operation(orjson.loads(body))
+    except (orjson.JSONDecodeError, RequestRefused):
         return None
-    if not isinstance(payload, dict):
+    if request.query is None:
         return None
-    query, name = payload.get("query"), payload.get("operationName")
-    variables, extensions = payload.get("variables"), payload.get("extensions")
-    if not isinstance(query, str) or not isinstance(name, str | None):
-        return None
-    if not isinstance(variables, dict | None) or not isinstance(extensions, dict | None):
-        return None
-    return _Operation(query, name, variables or {})
+    return _Operation(request.query, request.operation_name, request.variables or {})
 
 
 class CachedAnswers:

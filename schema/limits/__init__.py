@@ -8,8 +8,9 @@ its limit with ``QUERY_TOO_COMPLEX`` and the limit in the message, before anythi
     rate     CostRateLimit the viewer's cost budget per window is spent (HTTP 429)
 
 The rest of the limits are not GraphQL's: the body size, the operation timeout and the HTTP method sit in
-the view (:mod:`server.graphql_view`), ``first`` and ``MAX_RANGE_DAYS`` in the resolvers, and Postgres'
-``statement_timeout`` in the connection settings.
+the view (:mod:`server.graphql_view`), ``first`` and ``MAX_RANGE_DAYS`` in the resolvers (checked for the
+whole operation before it runs by :mod:`schema.argument_checks`), admission control in
+:mod:`server.admission`, and Postgres' ``statement_timeout`` in the connection settings.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from usage_gateway.datasources.daycache.store import DayState, DayStatus, DaySto
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.litellm.client import LiteLLMClient, gather_all
 from usage_gateway.datasources.litellm.split import BatchRead, read_days
+from usage_gateway.datasources.metrics import DAY_FETCH_FAILURES, DAYS_FETCHED, count_days_read
 from usage_gateway.errors import UpstreamUnavailable
 
 log = structlog.get_logger(__name__)
@@ -197,7 +198,10 @@ class DayCache:
             else:
                 known[day] = _Marker.of(result)
                 report.fetched.append(day)
-        return self._finish(report, known)
+        report = self._finish(report, known)
+        unverified = len(report.unverified)
+        count_days_read(len(report.closed), len(report.open) - unverified, unverified, len(report.missing))
+        return report
 
     async def refresh(self, days: Sequence[date], *, reopen: bool = False) -> RangeReport:
         """Fetch these days again now, whatever their freshness.
@@ -319,6 +323,7 @@ class DayCache:
             read = await read_days(client, days)
         except UpstreamUnavailable as exc:
             if len(days) == 1:
+                DAY_FETCH_FAILURES.inc()
                 return {days[0]: exc}
             log.info(
                 "days.batch_failed", first=days[0].isoformat(), last=days[-1].isoformat(), error=str(exc)
@@ -368,6 +373,7 @@ class DayCache:
         async with self._write_slots:
             states = await self._store.replace_days(writes)
         for state in states.values():
+            DAYS_FETCHED.labels("true" if state.verified else "false").inc()
             log.info(
                 "day.fetched",
                 day=state.date.isoformat(),

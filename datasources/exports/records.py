@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, fields
@@ -58,6 +59,7 @@ from usage_gateway.datasources.exports.sink import HashingSink, WrittenFile
 from usage_gateway.datasources.exports.tables import copy_table
 from usage_gateway.datasources.exports.writers import FEEDS, ExportFormat, Feed, RowWriter, open_writer
 from usage_gateway.datasources.facts.vocabulary import FactFilter
+from usage_gateway.datasources.metrics import EXPORT_BYTES, EXPORT_DURATION, EXPORT_ROWS, EXPORTS
 from usage_gateway.errors import GatewayError
 
 __all__ = [
@@ -153,6 +155,27 @@ async def write_export(
     """Stream the export's rows into ``destination`` (replaced atomically); nothing is left under that name
     or beside it if anything fails."""
     fmt, group_by = ExportFormat(fmt), normalise_group_by(group_by)
+    started = time.perf_counter()
+    try:
+        written = await _write_export(db, f, fmt, group_by, destination, on_progress)
+    except BaseException:
+        EXPORTS.labels(fmt.value, "failed").inc()
+        raise
+    EXPORTS.labels(fmt.value, "done").inc()
+    EXPORT_DURATION.labels(fmt.value).observe(time.perf_counter() - started)
+    EXPORT_BYTES.labels(fmt.value).inc(written.byte_size)
+    EXPORT_ROWS.labels(fmt.value).inc(written.rows)
+    return written
+
+
+async def _write_export(
+    db: Database,
+    f: FactFilter,
+    fmt: ExportFormat,
+    group_by: Sequence[ExportDimension],
+    destination: Path,
+    on_progress: Progress | None,
+) -> WrittenFile:
     columns = export_columns(group_by)
     query, params = export_query(f, group_by)
     feed = FEEDS[fmt]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +26,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from usage_gateway.datasources.litellm.day_metrics import DayMetrics
 from usage_gateway.datasources.litellm.wire import ActivityPage, KeyMetadata, SentDay, SentMetrics, decoder
+from usage_gateway.datasources.metrics import litellm_children, litellm_error
 from usage_gateway.errors import UpstreamRejected, UpstreamUnavailable
 
 log = structlog.get_logger(__name__)
@@ -223,19 +225,29 @@ class LiteLLMClient:
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _get_once(self, path: str, params: Mapping[str, str]) -> bytes:
+        requests, duration = litellm_children(path)
         async with self._slots:
+            requests.inc()
+            started = time.perf_counter()
             try:
                 response = await self._http.get(path, params=params)
             except httpx.TimeoutException:
+                duration.observe(time.perf_counter() - started)
+                litellm_error(path, "timeout")
                 log.warning("litellm.timeout", path=path)
                 raise _Transient("timed out") from None
             except httpx.TransportError as exc:
+                duration.observe(time.perf_counter() - started)
+                litellm_error(path, "connection")
                 log.warning("litellm.connection_error", path=path, error=type(exc).__name__)
                 raise _Transient(f"connection error ({type(exc).__name__})") from None
+            duration.observe(time.perf_counter() - started)
         if response.status_code >= 500:
+            litellm_error(path, "http_5xx")
             log.warning("litellm.server_error", path=path, status=response.status_code)
             raise _Transient(f"HTTP {response.status_code}")
         if response.status_code >= 400:
+            litellm_error(path, "http_4xx")
             raise UpstreamRejected(
                 f"LiteLLM {path} answered HTTP {response.status_code}: {_error_detail(response)}",
                 response.status_code,
@@ -350,6 +362,7 @@ def _decode_json(path: str, content: bytes) -> Any:
     try:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
+        litellm_error(path, "malformed")
         log.warning("litellm.malformed_json", path=path, bytes=len(content))
         raise _Transient("malformed JSON") from None
 
@@ -360,6 +373,7 @@ def _decode_page(content: bytes) -> ActivityPage:
     except msgspec.ValidationError as exc:
         raise UpstreamUnavailable(f"LiteLLM {DAILY_ACTIVITY} returned an unexpected body ({exc})") from None
     except msgspec.DecodeError:
+        litellm_error(DAILY_ACTIVITY, "malformed")
         log.warning("litellm.malformed_json", path=DAILY_ACTIVITY, bytes=len(content))
         raise _Transient("malformed JSON") from None
 

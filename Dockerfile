@@ -1,0 +1,49 @@
+# usage-gateway: `docker build -t usage-gateway .`, then `docker run -p 8000:8000 -e USAGE_GATEWAY_... usage-gateway`.
+#
+# The base image is pinned by tag and by digest: python:3.11.16-slim-bookworm, whose multi-platform index
+# digest is the one docker-library/repo-info lists for python:3.11-slim-bookworm (Python 3.11.16) at
+# commit 33a22f41ac7bf613bc03380b0317536a9a7fb5e8 (repos/python/remote/3.11-slim-bookworm.md). With a
+# digest the tag is only a label: bump both together.
+ARG PYTHON_IMAGE=python:3.11.16-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
+
+# Stage 1: a wheel of the package and a wheel of every dependency, at the versions pyproject.toml pins.
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY . .
+RUN pip wheel --wheel-dir /wheels .
+
+# Stage 2: the runtime, without the source tree, the build tools or pip's cache.
+FROM ${PYTHON_IMAGE}
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-index --find-links /wheels usage-gateway \
+    && groupadd --system --gid 10001 gateway \
+    && useradd --system --uid 10001 --gid gateway --home-dir /var/lib/usage-gateway --no-create-home gateway \
+    && mkdir -p /var/lib/usage-gateway/exports \
+    && chown -R gateway:gateway /var/lib/usage-gateway
+
+# Listen on every interface of the container (the default, 127.0.0.1, is unreachable from outside it);
+# export files go to a directory the gateway user owns (mount a volume there). Migrations run at start
+# only when USAGE_GATEWAY_MIGRATE_ON_START=true is given (docker-compose.yml gives it).
+ENV USAGE_GATEWAY_HOST=0.0.0.0 \
+    USAGE_GATEWAY_PORT=8000 \
+    USAGE_GATEWAY_EXPORT_DIR=/var/lib/usage-gateway/exports \
+    USAGE_GATEWAY_LOG_FORMAT=json
+WORKDIR /var/lib/usage-gateway
+USER 10001:10001
+EXPOSE 8000
+VOLUME ["/var/lib/usage-gateway/exports"]
+
+# Ready when Postgres, Redis (if set) and LiteLLM (if set) answer: /readyz is 503 otherwise, and urlopen
+# raises on it. The slim image has no curl; Python's standard library does the request.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('USAGE_GATEWAY_PORT', '8000') + '/readyz', timeout=4)"]
+
+# `docker run IMAGE` serves; `docker run IMAGE migrate` (or sync-directory, token, …) runs another command.
+# --wait-for-database: a container started beside its Postgres retries for a minute instead of exiting.
+ENTRYPOINT ["usage-gateway"]
+CMD ["serve", "--wait-for-database", "60"]

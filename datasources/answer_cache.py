@@ -9,14 +9,15 @@ serve stale numbers. Writes that bypass the gateway (the host application editin
 An answer over open days lives no longer than its oldest open day stays fresh (``as_of + today_ttl``),
 and no entry outlives the UTC day it was computed on ("today" moves every range's last present day).
 
-Redis failures never fail a request: a lookup that fails is a miss, a store that fails is skipped.
+Redis failures never fail a request (:mod:`hot_tier`): a lookup that fails is a miss, a store that fails
+is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,9 +25,9 @@ from typing import Any
 import orjson
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from usage_gateway.datasources.daycache.days import DATA_VERSION_KEY, Clock, RangeReport, utc_now
+from usage_gateway.datasources.hot_tier import HotTier, HotTierDown
 
 log = structlog.get_logger(__name__)
 
@@ -84,13 +85,13 @@ def _as_bytes(value: bytes | str | None) -> bytes | None:
 class AnswerCache:
     def __init__(
         self,
-        redis: Redis,
+        redis: HotTier | Redis,
         ttl_seconds: float,
         *,
         today_ttl_seconds: float = 300,
         clock: Clock = utc_now,
     ) -> None:
-        self._redis = redis
+        self._hot = HotTier.of(redis)
         self._ttl = timedelta(seconds=ttl_seconds)
         self._today_ttl = timedelta(seconds=today_ttl_seconds)
         self._clock = clock
@@ -121,11 +122,10 @@ class AnswerCache:
         """The answer stored under ``key`` at the current data version, in one round trip, as the JSON
         object it was stored as (a hit can be written out without decoding it)."""
         try:
-            version, stored = map(_as_bytes, await self._redis.mget([DATA_VERSION_KEY, key]))
+            version, stored = map(_as_bytes, await self._hot.call("answer_cache", _read(key)))
             if version is None:
-                version = await self._initial_version()
-        except RedisError as exc:
-            log.warning("answer_cache.lookup_failed", error=str(exc), effect="answered without the cache")
+                version = await self._hot.call("answer_cache", _initial_version)
+        except HotTierDown:  # answered without the cache (the hot tier logs the outage)
             return _FAILED
         prefix = version + b"|"
         # Only this module writes entries (orjson, an object); anything else is not served.
@@ -147,17 +147,6 @@ class AnswerCache:
             log.warning("answer_cache.unreadable_entry", key=key)
             return Lookup(None, raw.version)
         return Lookup(answer if isinstance(answer, dict) else None, raw.version)
-
-    async def _initial_version(self) -> bytes:
-        """A version for a Redis that has none (new, flushed, or the key evicted).
-
-        It starts at the clock in milliseconds rather than at 0, so a counter restarted here cannot soon
-        climb back to a version that entries still in Redis were stored at.
-        """
-        start = int(datetime.now(UTC).timestamp() * 1000)
-        await self._redis.set(DATA_VERSION_KEY, start, nx=True)
-        current = _as_bytes(await self._redis.get(DATA_VERSION_KEY))
-        return current if current is not None else str(start).encode()
 
     def ttl_ms(self, reports: Sequence[RangeReport]) -> int:
         """How long an answer computed from ``reports`` may be served, in ms; 0: do not store it."""
@@ -186,19 +175,38 @@ class AnswerCache:
             return False
         if len(body) > MAX_ANSWER_BYTES:
             return False
+        value = lookup.version + b"|" + body
         try:
-            await self._redis.set(key, lookup.version + b"|" + body, px=ttl_ms)
-        except RedisError as exc:
-            log.warning("answer_cache.store_failed", error=str(exc))
+            await self._hot.call("answer_cache", lambda redis: redis.set(key, value, px=ttl_ms))
+        except HotTierDown:
             return False
         return True
 
 
-async def bump_data_version(redis: Redis | None) -> None:
-    """Invalidate every cached answer: the data they were computed from changed through this gateway."""
+def _read(key: str) -> Callable[[Redis], Awaitable[list[bytes | str | None]]]:
+    async def read(redis: Redis) -> list[bytes | str | None]:
+        values: list[bytes | str | None] = await redis.mget([DATA_VERSION_KEY, key])
+        return values
+
+    return read
+
+
+async def _initial_version(redis: Redis) -> bytes:
+    """A version for a Redis that has none (new, flushed, or the key evicted).
+
+    It starts at the clock in milliseconds rather than at 0, so a counter restarted here cannot soon
+    climb back to a version that entries still in Redis were stored at.
+    """
+    start = int(datetime.now(UTC).timestamp() * 1000)
+    await redis.set(DATA_VERSION_KEY, start, nx=True)
+    current = _as_bytes(await redis.get(DATA_VERSION_KEY))
+    return current if current is not None else str(start).encode()
+
+
+async def bump_data_version(redis: HotTier | Redis | None) -> None:
+    """Invalidate every cached answer: the data they were computed from changed through this gateway.
+
+    Skipped while Redis is unavailable: answers stored before then live out their TTL."""
     if redis is None:
         return
-    try:
-        await redis.incr(DATA_VERSION_KEY)
-    except RedisError as exc:
-        log.warning("answer_cache.version_bump_failed", error=str(exc), effect="answers live out their TTL")
+    await HotTier.of(redis).attempt("data_version", lambda client: client.incr(DATA_VERSION_KEY), None)

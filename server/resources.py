@@ -7,25 +7,22 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from usage_gateway.datasources.answer_cache import AnswerCache
 from usage_gateway.datasources.daycache.days import Clock, DayCache, utc_now
 from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.hot_tier import POOL_CONNECTIONS, HotTier, connect
 from usage_gateway.datasources.litellm.client import LiteLLMClient
 from usage_gateway.migrations import apply_migrations
 from usage_gateway.server.config import Settings
 
 log = structlog.get_logger(__name__)
 
-# Redis connections per process. Requests beyond them wait for one (at most REDIS_WAIT_SECONDS, then a
-# Redis error, which the answer cache and the rate limit survive) rather than fail at once: redis-py's
-# default pool raises "Too many connections" as soon as 100 are in use, which 200 clients reached.
-REDIS_CONNECTIONS = 64
-REDIS_WAIT_SECONDS = 10.0
+REDIS_CONNECTIONS = POOL_CONNECTIONS  # per process (hot_tier.connect)
 
 
-def _answer_cache(settings: Settings, redis: Redis | None, clock: Clock) -> AnswerCache | None:
+def _answer_cache(settings: Settings, redis: HotTier | Redis | None, clock: Clock) -> AnswerCache | None:
     """On with Redis and ANSWER_CACHE_TTL_SECONDS > 0."""
     ttl = settings.answer_cache_ttl_seconds
     if redis is None or ttl <= 0:
@@ -37,15 +34,18 @@ def _answer_cache(settings: Settings, redis: Redis | None, clock: Clock) -> Answ
 class Resources:
     settings: Settings
     db: Database
-    redis: Redis | None
+    redis: Redis | None  # the client; its users go through ``hot``, which fails open
     litellm: LiteLLMClient | None
     days: DayCache
     # Built from the settings when not given: on with Redis and ANSWER_CACHE_TTL_SECONDS > 0.
     answers: AnswerCache | None = None
+    hot: HotTier | None = None  # built around ``redis`` when not given
 
     def __post_init__(self) -> None:
+        if self.hot is None and self.redis is not None:
+            self.hot = HotTier(self.redis)
         if self.answers is None:
-            self.answers = _answer_cache(self.settings, self.redis, utc_now)
+            self.answers = _answer_cache(self.settings, self.hot, utc_now)
 
     @classmethod
     async def open(
@@ -71,11 +71,11 @@ class Resources:
             statement_timeout_ms=round(settings.db_statement_timeout_seconds * 1000),
         )
         redis: Redis | None = None
+        hot: HotTier | None = None
         if settings.redis_url:
-            pool = BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_SECONDS
-            )
-            redis = Redis.from_pool(pool)
+            # Not pinged: a Redis that is down now is the hot tier's outage, not a reason not to start.
+            redis = connect(settings.redis_url)
+            hot = HotTier(redis)
         else:
             log.warning("redis.absent", effect="Postgres advisory locks, no answer cache")
         litellm: LiteLLMClient | None = None
@@ -96,13 +96,13 @@ class Resources:
         days = DayCache(
             db,
             litellm,
-            redis,
+            hot,
             today_ttl_seconds=settings.today_ttl_seconds,
             close_after_hours=settings.close_after_hours,
             concurrency=settings.litellm_concurrency,
             clock=clock,
         )
-        return cls(settings, db, redis, litellm, days, _answer_cache(settings, redis, clock))
+        return cls(settings, db, redis, litellm, days, _answer_cache(settings, hot, clock), hot)
 
     async def close(self) -> None:
         if self.litellm is not None:

@@ -24,9 +24,10 @@ from datetime import UTC, date, datetime, timedelta
 import structlog
 from redis.asyncio import Redis
 
-from usage_gateway.datasources.daycache.locks import DayLocks, PostgresDayLocks, RedisDayLocks
+from usage_gateway.datasources.daycache.locks import DayLocks, FailoverDayLocks, PostgresDayLocks
 from usage_gateway.datasources.daycache.store import DayState, DayStatus, DayStore, DayWrite
 from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.hot_tier import HotTier
 from usage_gateway.datasources.litellm.client import LiteLLMClient, gather_all
 from usage_gateway.datasources.litellm.split import BatchRead, read_days
 from usage_gateway.datasources.metrics import DAY_FETCH_FAILURES, DAYS_FETCHED, count_days_read
@@ -124,7 +125,7 @@ class DayCache:
         self,
         db: Database,
         client: LiteLLMClient | None,
-        redis: Redis | None = None,
+        redis: HotTier | Redis | None = None,
         *,
         today_ttl_seconds: float = 300,
         close_after_hours: float = 2,
@@ -135,12 +136,13 @@ class DayCache:
         clock: Clock = utc_now,
     ) -> None:
         """``concurrency`` bounds the days written to Postgres at once; LiteLLM requests are bounded by the
-        client's own semaphore."""
+        client's own semaphore. Redis (``redis``) is only ever a shortcut: while it fails, markers are read
+        from Postgres and locks taken there (:mod:`hot_tier`)."""
         self._db = db
         self._client = client
-        self._redis = redis
+        self._hot = HotTier.of(redis) if redis is not None else None
         self._store = DayStore(db)
-        self._locks: DayLocks = RedisDayLocks(redis) if redis is not None else PostgresDayLocks(db)
+        self._locks: DayLocks = FailoverDayLocks(self._hot, db) if self._hot else PostgresDayLocks(db)
         self._ttl = timedelta(seconds=today_ttl_seconds)
         self._close_after = timedelta(hours=close_after_hours)
         self._batch_slots = asyncio.Semaphore(_BATCHES_IN_FLIGHT)
@@ -301,8 +303,9 @@ class DayCache:
             fetched = await self._fetch_runs(self._client, plan_batches(todo, max_span=self._max_batch_days))
         outcomes.update(fetched)
         await self._write_markers([o for o in outcomes.values() if isinstance(o, DayState)])
-        if self._redis is not None and any(isinstance(o, DayState) for o in fetched.values()):
-            await self._redis.incr(DATA_VERSION_KEY)
+        if self._hot is not None and any(isinstance(o, DayState) for o in fetched.values()):
+            # Missed while Redis is down: answers stored before the outage then live out their TTL.
+            await self._hot.attempt("data_version", lambda redis: redis.incr(DATA_VERSION_KEY), None)
         return outcomes
 
     async def _fetch_runs(
@@ -384,24 +387,35 @@ class DayCache:
         return states
 
     async def _read_markers(self, days: Sequence[date]) -> dict[date, _Marker]:
-        if self._redis is None or not days:
+        if self._hot is None or not days:
             return {}
-        raw = await self._redis.mget([f"ug:day:{d.isoformat()}" for d in days])
+        keys = [f"ug:day:{d.isoformat()}" for d in days]
+        raw = await self._hot.attempt("day_markers", lambda redis: redis.mget(keys), None)
+        if raw is None:  # Redis unavailable: every day is asked of Postgres
+            return {}
         return {d: _Marker.decode(value) for d, value in zip(days, raw, strict=True) if value is not None}
 
     async def _write_markers(self, states: Sequence[DayState]) -> None:
-        if self._redis is None or not states:
+        if self._hot is None or not states:
             return
         now = self._clock()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for state in states:
-                if not self._is_fresh(state, now):
-                    continue  # to be read again: no marker, so the next request asks Postgres
-                if state.status == "closed":
-                    ttl_ms = _CLOSED_MARKER_SECONDS * 1000
-                else:
-                    ttl_ms = int((state.fetched_at + self._ttl - now).total_seconds() * 1000)
-                if ttl_ms > 0:
-                    marker = _Marker.of(state)
-                    pipe.set(f"ug:day:{state.date.isoformat()}", marker.encode(), px=ttl_ms)
-            await pipe.execute()
+        markers: dict[str, tuple[str, int]] = {}
+        for state in states:
+            if not self._is_fresh(state, now):
+                continue  # to be read again: no marker, so the next request asks Postgres
+            if state.status == "closed":
+                ttl_ms = _CLOSED_MARKER_SECONDS * 1000
+            else:
+                ttl_ms = int((state.fetched_at + self._ttl - now).total_seconds() * 1000)
+            if ttl_ms > 0:
+                markers[f"ug:day:{state.date.isoformat()}"] = (_Marker.of(state).encode(), ttl_ms)
+        if not markers:
+            return
+
+        async def write(redis: Redis) -> None:
+            async with redis.pipeline(transaction=False) as pipe:
+                for key, (marker, ttl_ms) in markers.items():
+                    pipe.set(key, marker, px=ttl_ms)
+                await pipe.execute()
+
+        await self._hot.attempt("day_markers", write, None)

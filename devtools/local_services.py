@@ -203,11 +203,16 @@ def running_redis() -> Iterator[LocalRedis]:
 
 @contextlib.contextmanager
 def serving(
-    app: Any, *, lifespan: Literal["on", "off"] = "off", on_stop: Callable[[], None] | None = None
+    app: Any,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    on_stop: Callable[[], None] | None = None,
+    date_header: bool = True,
 ) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 in a background thread; yields its base URL.
 
     On exit ``on_stop`` runs first (to release requests the app holds open), then the server stops.
+    ``date_header=False`` leaves the ``Date`` header to the app (uvicorn would add a second one).
     """
     for _attempt in range(3):
         port = free_port()
@@ -219,6 +224,7 @@ def serving(
             http="h11",
             ws="none",
             lifespan=lifespan,
+            date_header=date_header,
             log_config=None,
             log_level="warning",
             access_log=False,

@@ -124,7 +124,9 @@ class _Routes:
 
 class _ServiceMiddleware:
     """Applies the fault plan, records every request in the store's log and grows the live day. Both
-    happen before the response is sent, so a client that has its answer sees them done."""
+    happen before the response is sent, so a client that has its answer sees them done. With faults, it
+    also writes each answer's ``Date`` header (by :meth:`Faults.date_header`), which uvicorn then must
+    not (``running_litellm`` turns its own off)."""
 
     def __init__(
         self, app: ASGIApp, store: LiteLLMStore, faults: Faults | None, stopping: threading.Event
@@ -140,6 +142,8 @@ class _ServiceMiddleware:
             return
         path: str = scope["path"]
         params = dict(QueryParams(scope["query_string"]))
+        if self.faults is not None:
+            send = self._dated(send, self.faults)
         plan = self.faults.plan(path, params.get("start_date")) if self.faults else FaultPlan()
         await self._pause(plan.latency_seconds)
         await self._pause(plan.hang_seconds)
@@ -170,6 +174,16 @@ class _ServiceMiddleware:
             if not started:
                 self._finish(path, params, 500)
             raise
+
+    @staticmethod
+    def _dated(send: Send, faults: Faults) -> Send:
+        async def dated(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(name, value) for name, value in message["headers"] if name.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", faults.date_header())]}
+            await send(message)
+
+        return dated
 
     def _finish(self, path: str, params: dict[str, str], status: int) -> None:
         self.store.log_request(RequestRecord(path=path, params=params, status=status))
@@ -226,5 +240,6 @@ def create_litellm_app(store: LiteLLMStore, faults: Faults | None = None) -> Sta
 def running_litellm(store: LiteLLMStore, faults: Faults | None = None) -> Iterator[str]:
     """Serve the app on 127.0.0.1 in a background thread; yields the base URL, stops on exit."""
     app = create_litellm_app(store, faults)
-    with serving(app, on_stop=app.state.stopping.set) as url:
+    # With faults the app writes the Date header itself (it may be skewed): uvicorn must not add one.
+    with serving(app, on_stop=app.state.stopping.set, date_header=faults is None) as url:
         yield url

@@ -1,6 +1,7 @@
 """Fault injection for the LiteLLM-compatible server: slow, failing, hanging and garbled answers, a
 "live" day whose numbers keep growing between requests (as LiteLLM's upserts make today's rows do), and
-``/aggregated`` totals that disagree with the pages for chosen dates (a day nobody can verify).
+``/aggregated`` totals that disagree with the pages for chosen dates (a day nobody can verify), and a
+host clock that is off (every answer's ``Date`` header).
 
 The last one rewrites response bodies: :class:`BodyFaults`, which ``create_litellm_app`` installs
 whenever it is given faults."""
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
+from email.utils import formatdate
 from typing import Any
 
 import orjson
@@ -63,7 +66,10 @@ class Faults:
 
     ``skew_aggregated_dates``: ``/aggregated`` reports these dates' totals (``metrics`` and the metadata
     totals) off by :data:`SKEW`, a date without rows included, while its breakdowns and every page of
-    ``/user/daily/activity`` stay true; applied by :class:`BodyFaults`."""
+    ``/user/daily/activity`` stay true; applied by :class:`BodyFaults`.
+
+    ``clock_skew_seconds``: every answer's ``Date`` header is this far from the real time (negative:
+    behind), as from a LiteLLM whose host clock is off; every path, ``fail_paths`` or not."""
 
     latency_seconds: float = 0.0
     failure_rate: float = 0.0
@@ -77,6 +83,7 @@ class Faults:
     mutate_day: str | None = None
     mutate_limit: int | None = None
     skew_aggregated_dates: Collection[str] | None = None
+    clock_skew_seconds: float = 0.0
     seed: int = 0
     mutations: int = field(default=0, init=False)  # how many times the live day has grown
     _rng: random.Random = field(init=False, repr=False, compare=False)
@@ -96,6 +103,10 @@ class Faults:
                 raise TypeError(f"unknown fault settings: {sorted(changes)}")
             self.mutations = 0
             self._rng = random.Random(self.seed)
+
+    def date_header(self) -> bytes:
+        """The ``Date`` header of an answer sent now, by the skewed clock."""
+        return formatdate(time.time() + self.clock_skew_seconds, usegmt=True).encode()
 
     def _applies(self, path: str, start_date: str | None) -> bool:
         if self.fail_paths is not None and path not in self.fail_paths:

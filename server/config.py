@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     max_queued_operations: Annotated[int, Field(ge=0)] = 50
     max_queue_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
     migrate_on_start: bool = False
+    metrics_enabled: bool = True
+    """Serve Prometheus metrics on `GET /metrics` (see docs/metrics.md)."""
+    metrics_token: SecretStr | None = None
+    """A bearer token `GET /metrics` then requires (`Authorization: Bearer <token>`). Unset: open to
+    anyone who reaches the port, for a scraper on the internal network."""
     # Origins a browser front end may call the API from: a comma-separated allow-list (empty: no CORS).
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -153,6 +158,11 @@ class Settings(BaseSettings):
         if len(value.get_secret_value().encode()) < 32:
             raise ValueError("must have at least 32 bytes")
         return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("redis_url", "litellm_url", "jwt_jwks_url")
     @classmethod

@@ -1,8 +1,8 @@
 """A LiteLLM-compatible HTTP server (LiteLLM 1.109.1) for tests, the demo and benchmarks.
 
-It answers ``/user/daily/activity`` (+ ``/aggregated``), ``/key/list`` and ``/user/list`` from an
-in-memory :class:`LiteLLMStore` exactly as LiteLLM does over the same database rows, and can inject
-faults (:class:`Faults`).
+It answers ``/user/daily/activity`` (+ ``/aggregated``), ``/key/list``, ``/user/list`` and the
+liveness probe ``/health/liveliness`` from an in-memory :class:`LiteLLMStore` exactly as LiteLLM does
+over the same database rows, and can inject faults (:class:`Faults`).
 """
 
 from usage_gateway.devtools.litellm_compat.app import create_litellm_app, running_litellm

@@ -207,6 +207,11 @@ class _ServiceMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+async def _liveliness(_: Request) -> Response:
+    """LiteLLM's unprotected liveness probe (``/health/liveliness``, and ``/health/liveness``)."""
+    return _json("I'm alive!")
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return _json({"detail": exc.detail}, exc.status_code, dict(exc.headers or {}))
@@ -225,6 +230,8 @@ def create_litellm_app(store: LiteLLMStore, faults: Faults | None = None) -> Sta
             ),
             Route("/key/list", routes.endpoint(routes.key_list), methods=["GET"]),
             Route("/user/list", routes.endpoint(routes.user_list), methods=["GET"]),
+            Route("/health/liveliness", _liveliness, methods=["GET"]),
+            Route("/health/liveness", _liveliness, methods=["GET"]),
         ],
         middleware=[
             Middleware(_ServiceMiddleware, store=store, faults=faults, stopping=stopping),

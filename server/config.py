@@ -45,76 +45,122 @@ def _origin(item: str) -> str:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,  # each field's docstring is its description (docs/configuration.md)
     )
 
     database_url: str = "postgresql://localhost/usage_gateway"
+    """Postgres, a database of the gateway's own: the durable tier (day facts), the directory, exports."""
     redis_url: str | None = None
+    """Redis: the hot tier (freshness markers), per-day locks, the answer cache and the rate limit.
+    Optional: without it Postgres answers and advisory locks keep fetches single."""
     litellm_url: str | None = None
+    """LiteLLM proxy base URL. Unset: only days already stored are served."""
     litellm_master_key: SecretStr | None = None
+    """Key for LiteLLM's management API: the master key or a `proxy_admin` user's key. Never logged."""
     litellm_concurrency: PositiveInt = 8
+    """Requests in flight to LiteLLM per process."""
     litellm_page_size: Annotated[int, Field(ge=1, le=1000)] = 1000
+    """Rows per `/user/daily/activity` page."""
     litellm_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """Timeout of one request to LiteLLM."""
     litellm_retries: Annotated[int, Field(ge=0, le=10)] = 4
+    """Retries of a LiteLLM request on timeouts, connection errors, 5xx and broken JSON (never on 4xx)."""
     today_ttl_seconds: PositiveInt = 300
+    """How long an open day (today, yesterday until it closes) is served before it is fetched again."""
     close_after_hours: Annotated[float, Field(ge=0)] = 2.0
+    """A day fetched and verified at least this long after its end (UTC midnight) is closed for good."""
     max_range_days: PositiveInt = 400
+    """Longest range, in days, a query or an export may ask for."""
     jwt_secret: SecretStr | None = None
+    """HS256 key that verifies tokens and signs them with `usage-gateway token`."""
     jwt_jwks_url: str | None = None
+    """An identity provider's JWKS URL: tokens signed with RS256 or ES256 by its keys are accepted."""
     jwt_audience: str | None = None
+    """The `aud` claim tokens must carry. Unset: a token that carries any `aud` is refused."""
     jwt_issuer: str | None = None
-    # Clock skew tolerated on `exp`, `nbf` and `iat`.
+    """The `iss` claim tokens must carry (unset: not checked)."""
     jwt_leeway_seconds: Annotated[float, Field(ge=0, le=300)] = 30.0
-    # How long a fetched JWKS is trusted, and the least time between two refetches caused by an unknown
-    # `kid` (so tokens with made-up key ids cannot make the gateway hammer the identity provider).
+    """Clock skew tolerated on `exp`, `nbf` and `iat`."""
+    # The refresh floor keeps tokens with made-up key ids from making the gateway hammer the provider.
     jwt_jwks_cache_seconds: Annotated[float, Field(gt=0)] = 300.0
+    """How long a fetched JWKS is trusted."""
     jwt_jwks_refresh_seconds: Annotated[float, Field(ge=0)] = 30.0
+    """Least time between two JWKS refetches caused by an unknown `kid`."""
     jwt_jwks_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    """Timeout of a JWKS fetch."""
     export_dir: Path = Path("var/exports")
+    """Where export files are written (replicas must share it)."""
     export_ttl_hours: PositiveInt = 24
-    # Download links (``Export.downloadUrl``): the base URL they start with (unset: each request's own,
-    # from its Host header), the key their tokens are signed with (unset: derived from JWT_SECRET, else
-    # random per process) and how long each link lives at most (never past its export's expiry).
+    """When export files expire."""
     public_url: str | None = None
+    """Base URL of download links (`https://usage.example.com`, a reverse proxy's path prefix allowed).
+    Unset: each request's own, from its Host header, which clients can set to anything."""
     download_signing_key: SecretStr | None = None
+    """Key (at least 32 bytes) of the download links' HMAC. Unset: derived from JWT_SECRET; neither set:
+    random per process, so links fail on another replica or after a restart."""
     download_link_ttl_seconds: PositiveInt = 3600
+    """Longest life of a download link; never past its export's expiry."""
     graphiql: bool = False
+    """Serve GraphiQL on `GET /graphql`."""
     introspection: bool = False
+    """Allow introspection queries (GraphiQL turns them on too)."""
     host: str = "127.0.0.1"
+    """Address `serve` listens on (`serve --host` overrides it)."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    """Port `serve` listens on (`serve --port` overrides it)."""
     log_level: str = "INFO"
+    """DEBUG, INFO, WARNING, ERROR or CRITICAL."""
     log_format: LogFormat = LogFormat.CONSOLE
+    """`json` for machine-readable logs, one object a line; `console` for people."""
     db_pool_size: PositiveInt = 10
-    # Postgres cancels any one statement that runs longer (0: no limit).
+    """Postgres connections per process (raised to 2 × LITELLM_CONCURRENCY + 4 if that is more)."""
     db_statement_timeout_seconds: Annotated[float, Field(ge=0)] = 30.0
-    # Query limits (issue 5): over any of them a request is answered QUERY_TOO_COMPLEX.
+    """Postgres cancels any one statement of the server's sessions that runs longer (0: no limit)."""
     max_query_depth: PositiveInt = 10
+    """Deepest nesting of fields in a document (beyond: QUERY_TOO_COMPLEX)."""
     max_query_aliases: PositiveInt = 30
+    """Aliased fields per document (beyond: QUERY_TOO_COMPLEX)."""
     max_query_tokens: PositiveInt = 2000
+    """Tokens, comments included, per document (beyond: QUERY_TOO_COMPLEX)."""
     max_query_cost: PositiveInt = 50_000
+    """Estimated cost per operation (beyond: QUERY_TOO_COMPLEX); see the README's "Access and limits"."""
     max_body_bytes: PositiveInt = 65_536
+    """Request body size (beyond: HTTP 413)."""
     operation_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
-    # Per subject, the query cost allowed in each window (0: no rate limit; it needs REDIS_URL).
+    """An operation running longer is cut short (counted from when it got its slot)."""
     rate_limit_cost: Annotated[int, Field(ge=0)] = 500_000
+    """Query cost each user may spend per window, counted in Redis (0: no rate limit; none without Redis)."""
     rate_limit_window_seconds: PositiveInt = 60
-    # How long a query's answer may be served from Redis (0: no answer cache; it needs REDIS_URL).
+    """The rate limit's window."""
     answer_cache_ttl_seconds: Annotated[int, Field(ge=0)] = 300
-    # Admission control of POST /graphql (issue 12): at most this many operations run at once (0: no
-    # admission control), this many more wait in arrival order, each at most this long (keep it well under
-    # OPERATION_TIMEOUT_SECONDS); any other is answered 503 OVERLOADED with Retry-After. Answer-cache hits
-    # and refused requests take no slot. One process runs its operations' Python on one core: a few at
-    # once overlap their SQL, more only interleave them (10 dashboards at once timed out on 2 cores).
+    """Longest time a query's answer is served from Redis (0: no answer cache; none without Redis)."""
+    # Admission control (issue 12): one process runs its operations' Python on one core: a few at once
+    # overlap their SQL, more only interleave them (10 dashboards at once timed out on 2 cores).
     max_concurrent_operations: Annotated[int, Field(ge=0)] = 4
+    """Operations of `POST /graphql` run at once per process (0: no admission control). Answer-cache hits
+    and refused requests take no slot."""
     max_queued_operations: Annotated[int, Field(ge=0)] = 50
+    """More operations wait for a slot in arrival order; beyond that, HTTP 503 OVERLOADED with
+    Retry-After at once."""
     max_queue_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
+    """Longest wait for a slot, then HTTP 503 OVERLOADED with Retry-After (keep it well under
+    OPERATION_TIMEOUT_SECONDS)."""
     migrate_on_start: bool = False
+    """Apply pending migrations when the server starts (in each worker) and when a command such as
+    `backfill` or `sync-directory` opens its connections."""
     metrics_enabled: bool = True
     """Serve Prometheus metrics on `GET /metrics` (see docs/metrics.md)."""
     metrics_token: SecretStr | None = None
     """A bearer token `GET /metrics` then requires (`Authorization: Bearer <token>`). Unset: open to
     anyone who reaches the port, for a scraper on the internal network."""
-    # Origins a browser front end may call the API from: a comma-separated allow-list (empty: no CORS).
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    """Origins a browser front end may call the API from, comma-separated (empty: no CORS; `*` is
+    refused)."""
 
     @field_validator("log_level")
     @classmethod

@@ -2,20 +2,36 @@
 
 Everything that runs SQL goes through :class:`Database`, so a request can measure how many statements
 it cost (``count_statements``) without wrapping the driver.
+
+When Postgres cannot be reached (down, restarting, a connection it closed), every operation raises
+:class:`DatabaseUnavailable`, a clear error for the client, instead of the driver's. While it is so,
+taking a connection waits at most :data:`DOWN_WAIT_SECONDS` rather than the pool's full timeout, so
+requests fail fast; the pool reconnects by itself, and the first operation that succeeds ends the outage.
+The outage is logged once at each end. When it starts, the idle connections are checked (those the
+restart broke are replaced once Postgres is back), so recovery does not cost a failed request per
+connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg import sql
+from psycopg.errors import QueryCanceled
 from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from usage_gateway.errors import DatabaseUnavailable
+
+log = structlog.get_logger("usage_gateway.db")
 
 Query = str | sql.SQL | sql.Composed
 Params = Sequence[Any] | dict[str, Any] | None
@@ -33,6 +49,9 @@ class StatementCounter:
 # Aggregations sort and hash many rows: give them memory, and skip JIT compilation, which costs more
 # than it saves on queries of this size.
 _SESSION_OPTIONS = "-c work_mem=64MB -c jit=off -c max_parallel_workers_per_gather=0"
+
+DOWN_WAIT_SECONDS = 1.0
+UNAVAILABLE_MESSAGE = "the database is unavailable; try again shortly"
 
 _counter: ContextVar[StatementCounter | None] = ContextVar("statement_counter", default=None)
 
@@ -63,6 +82,42 @@ class Database:
 
     def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]) -> None:
         self.pool = pool
+        self._down_since: float | None = None
+        self._checking: asyncio.Task[None] | None = None
+
+    @property
+    def up(self) -> bool:
+        """False from a failure to reach Postgres until an operation succeeds again."""
+        return self._down_since is None
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
+        """A pooled connection; whatever the body does with it that fails to reach Postgres raises
+        :class:`DatabaseUnavailable`."""
+        wait = DOWN_WAIT_SECONDS if self._down_since is not None else None
+        try:
+            async with self.pool.connection(timeout=wait) as conn:
+                yield conn
+        except QueryCanceled:
+            raise  # a statement timeout: Postgres is there
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._failed(exc)
+            raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from exc
+        if self._down_since is not None:
+            log.warning("postgres.recovered", outage_seconds=round(time.monotonic() - self._down_since, 3))
+            self._down_since = None
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._down_since is not None:
+            return
+        self._down_since = time.monotonic()
+        log.warning("postgres.unavailable", error=str(exc).strip()[:300], effect="requests fail with DATABASE_UNAVAILABLE")
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.create_task(self._check_idle())
+
+    async def _check_idle(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.pool.check()
 
     @classmethod
     async def open(
@@ -84,33 +139,35 @@ class Database:
         return cls(pool)
 
     async def close(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
         await self.pool.close()
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             yield conn
 
     async def fetch_all(self, query: Query, params: Params = None) -> list[TupleRow]:
         _note(query, params)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
 
     async def fetch_one(self, query: Query, params: Params = None) -> TupleRow | None:
         _note(query, params)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchone()
 
     async def execute(self, query: Query, params: Params = None) -> int:
         _note(query, params)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(query, params)
             return cursor.rowcount
 

@@ -9,8 +9,9 @@
     ├── QueryTooComplex               QUERY_TOO_COMPLEX
     ├── RateLimited                   RATE_LIMITED (HTTP 429 with Retry-After)
     ├── Overloaded                    OVERLOADED (HTTP 503 with Retry-After: shed before it ran)
-    └── UpstreamUnavailable           UPSTREAM_UNAVAILABLE
-        └── UpstreamRejected          UPSTREAM_UNAVAILABLE (LiteLLM answered 4xx: not retried)
+    ├── UpstreamUnavailable           UPSTREAM_UNAVAILABLE
+    │   └── UpstreamRejected          UPSTREAM_UNAVAILABLE (LiteLLM answered 4xx: not retried)
+    └── DatabaseUnavailable           DATABASE_UNAVAILABLE (Postgres cannot be reached: try again later)
 
 Anything else that escapes is masked as INTERNAL by the API layer and logged once.
 
@@ -88,3 +89,9 @@ class UpstreamRejected(UpstreamUnavailable):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class DatabaseUnavailable(GatewayError):
+    """Postgres did not answer (down, restarting, or no connection free in time)."""
+
+    code = "DATABASE_UNAVAILABLE"

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from usage_gateway.datasources.exports.records import fail_abandoned_exports, finish_background
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.schema import build_schema
 from usage_gateway.server.admission import Admission
@@ -28,6 +29,9 @@ from usage_gateway.server.resources import Resources
 log = structlog.get_logger("usage_gateway.app")
 
 EXPORT_CLEANUP_SECONDS = 300.0  # expired export files are removed within this long of their expiry
+# On shutdown, after the last request: how long background exports may take to finish before they are
+# cancelled and marked FAILED (none is left RUNNING).
+EXPORT_SHUTDOWN_GRACE_SECONDS = 10.0
 
 # What a browser front end on an allowed origin may send and read (CORS_ORIGINS).
 CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Request-ID")
@@ -118,6 +122,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
         owned = held.resources is None
         if owned:
             held.resources = await Resources.open(settings)
+        await fail_abandoned_exports(held.get().db)  # left RUNNING by a process that died
         cleanup = asyncio.create_task(
             expire_exports_periodically(held.get().db, settings.export_dir, EXPORT_CLEANUP_SECONDS),
             name="export-cleanup",
@@ -125,6 +130,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
         try:
             yield
         finally:
+            await finish_background(EXPORT_SHUTDOWN_GRACE_SECONDS)
             cleanup.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await cleanup

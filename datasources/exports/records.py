@@ -30,7 +30,7 @@ import contextlib
 import functools
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -74,6 +74,8 @@ __all__ = [
     "create_export",
     "estimate_rows",
     "expire_exports",
+    "fail_abandoned_exports",
+    "finish_background",
     "get_export",
     "run_export",
     "start_in_background",
@@ -374,13 +376,54 @@ def _failure_message(exc: BaseException) -> str:
     return "internal error while exporting"
 
 
+# With hashtext(id): the session advisory lock a process holds while it runs that export (see _running).
+_RUN_LOCKS = 7_250_303
+STOPPED_MESSAGE = "the gateway stopped before the export finished; request it again"
+
+
+@contextlib.asynccontextmanager
+async def _running(db: Database, export_id: str) -> AsyncIterator[bool]:
+    """Whether this process may run the export: it holds the export's advisory lock, on a connection of
+    its own, from before the export is claimed until its outcome is stored. Postgres drops the lock with
+    the connection when the process dies, so a RUNNING export whose lock is free has no runner left
+    (:func:`fail_abandoned_exports`), whichever replica it ran on."""
+    async with db.connection() as conn:
+        row = await (
+            await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_RUN_LOCKS, export_id))
+        ).fetchone()
+        if not (row and row[0]):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_RUN_LOCKS, export_id))
+            except Exception:
+                # A pooled connection must not go back still holding the lock: closed, it is discarded.
+                await conn.close()
+
+
 async def run_export(
     db: Database, export_id: str, export_dir: Path, *, on_progress: Progress | None = None
 ) -> ExportRecord:
     """Produce the file of a PENDING export under ``export_dir`` and mark it DONE, or FAILED with a reason.
 
-    An export that is not PENDING (already run, running elsewhere, expired) is returned as it is.
+    An export that is not PENDING (already run, running elsewhere, expired) is returned as it is. If the
+    task is cancelled (the gateway stops), the export is marked FAILED before the cancellation goes on.
     """
+    async with _running(db, export_id) as mine:
+        if mine:
+            return await _run_claimed(db, export_id, export_dir, on_progress)
+    found = await get_export(db, export_id)
+    if found is None:
+        raise LookupError(f"no export {export_id!r}")
+    return found
+
+
+async def _run_claimed(
+    db: Database, export_id: str, export_dir: Path, on_progress: Progress | None
+) -> ExportRecord:
     claimed = await _update(
         db, "UPDATE exports SET status = 'RUNNING' WHERE id = %s AND status = 'PENDING'", (export_id,)
     )
@@ -400,7 +443,7 @@ async def run_export(
         failing = _update(
             db,
             "UPDATE exports SET status = 'FAILED', error = %s, finished_at = now() WHERE id = %s",
-            (_failure_message(exc) if isinstance(exc, Exception) else "cancelled", export_id),
+            (_failure_message(exc) if isinstance(exc, Exception) else STOPPED_MESSAGE, export_id),
         )
         if isinstance(exc, Exception):
             failed = await failing
@@ -432,6 +475,36 @@ def start_in_background(db: Database, export_id: str, export_dir: Path) -> async
     _background.add(task)
     task.add_done_callback(_background.discard)
     return task
+
+
+async def finish_background(grace_seconds: float) -> None:
+    """Let this process's background exports finish for up to ``grace_seconds``, then cancel the rest
+    (each is marked FAILED as it stops); returns once none is left RUNNING by this process."""
+    tasks = set(_background)
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+    for task in pending:
+        log.warning("export.stopped", export=task.get_name(), grace_seconds=grace_seconds)
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def fail_abandoned_exports(db: Database) -> list[str]:
+    """Mark FAILED every RUNNING export whose runner is gone (its advisory lock is free: the process
+    died); exports that another live replica runs keep their lock and are left alone. Returns their ids."""
+    rows = await db.fetch_all(
+        "WITH running AS MATERIALIZED (SELECT id FROM exports WHERE status = 'RUNNING')"
+        " UPDATE exports SET status = 'FAILED', error = %s, finished_at = now()"
+        " WHERE status = 'RUNNING' AND id IN"
+        " (SELECT id FROM running WHERE pg_try_advisory_xact_lock(%s, hashtext(id)))"
+        " RETURNING id",
+        (STOPPED_MESSAGE, _RUN_LOCKS),
+    )
+    ids = [str(row[0]) for row in rows]
+    if ids:
+        log.warning("exports.abandoned", ids=ids, effect="marked FAILED")
+    return ids
 
 
 async def expire_exports(db: Database, export_dir: Path, now: datetime) -> int:

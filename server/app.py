@@ -24,6 +24,8 @@ from usage_gateway.server.config import Settings
 from usage_gateway.server.downloads import download_route, expire_exports_periodically, link_signer
 from usage_gateway.server.graphql_view import GraphQLView
 from usage_gateway.server.health import healthz, readiness
+from usage_gateway.server.metrics import metrics_route
+from usage_gateway.server.request_id import RequestIdMiddleware
 from usage_gateway.server.resources import Resources
 
 log = structlog.get_logger("usage_gateway.app")
@@ -102,7 +104,7 @@ def _cors(settings: Settings) -> list[Middleware]:
 
 def create_app(settings: Settings, *, resources: Resources | None = None) -> Starlette:
     """The Starlette app: ``/graphql`` (behind admission control, ``app.state.admission``),
-    ``/exports/{id}``, ``/healthz``, ``/readyz``.
+    ``/exports/{id}``, ``/healthz``, ``/readyz``, ``/metrics`` (unless METRICS_ENABLED is false).
 
     Its lifespan opens :class:`Resources` from ``settings`` and closes them; ``resources`` given here
     (tests) are used as they are and left open.
@@ -143,7 +145,10 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
         download_route(settings, held.get, links=links),
         Route("/healthz", healthz),
         Route("/readyz", ready),
+        *([metrics_route(settings, lambda: held.resources)] if settings.metrics_enabled else []),
     ]
-    app = Starlette(routes=routes, middleware=_cors(settings), lifespan=lifespan)
+    # The request id first: every response carries it, CORS preflights and refusals too.
+    middleware = [Middleware(RequestIdMiddleware), *_cors(settings)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.admission = view.admission
     return app

@@ -16,8 +16,7 @@ answered 503 with ``Retry-After`` and code ``OVERLOADED``.
 from __future__ import annotations
 
 import asyncio
-import re
-import uuid
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 
@@ -33,7 +32,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from usage_gateway.datasources.rate_limit import CostRateLimiter
-from usage_gateway.errors import Overloaded, QueryTooComplex, Unauthenticated
+from usage_gateway.errors import Overloaded, QueryTooComplex, Unauthenticated, UpstreamUnavailable
 from usage_gateway.resolvers.context import Budget, Context, Operations, RateLimiter
 from usage_gateway.resolvers.download_links import DownloadLinks, LinkSigner
 from usage_gateway.resolvers.limits import Limits
@@ -58,18 +57,25 @@ from usage_gateway.server.graphql_http import (
     operation,
     unparsable,
 )
+from usage_gateway.server.metrics import (
+    OK,
+    REFUSED,
+    UNKNOWN,
+    RequestMetrics,
+    outcome_of,
+    outcome_of_errors,
+)
+from usage_gateway.server.request_id import request_id_from
 from usage_gateway.server.resources import Resources
 from usage_gateway.server.responses import OrjsonResponse, error_response
 
 log = structlog.get_logger("usage_gateway.graphql")
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
 
 def request_id(request: Request) -> str:
-    """The caller's ``X-Request-ID`` when it is sane, else a new one."""
-    given = request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    """The request's id (:mod:`server.request_id`): the middleware's, else the caller's sane one or new."""
+    bound = getattr(request.state, "request_id", None)
+    return bound if isinstance(bound, str) else request_id_from(request.headers.get("x-request-id"))
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -90,6 +96,8 @@ class GraphQLView(GraphQL[Context, None]):
         self._limits = limits
         self._limiter: tuple[Redis, CostRateLimiter] | None = None
         self._cached_answers = CachedAnswers(schema)
+        self._documents = schema.documents
+        self._metrics = RequestMetrics()
         self.admission = admission
         self._links = links
 
@@ -117,12 +125,14 @@ class GraphQLView(GraphQL[Context, None]):
         response = await super().process_result(request, result)
         if request.state.media_type is MediaType.GRAPHQL_RESPONSE:
             request.state.graphql_status = graphql_status(response)
+        request.state.outcome = outcome_of_errors(response.get("errors"))
         return response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
             return
+        started = time.perf_counter()
         body: bytes | None = None
         if scope["method"] == "POST":
             try:
@@ -132,11 +142,30 @@ class GraphQLView(GraphQL[Context, None]):
                 response: Response = error_response(
                     413, QueryTooComplex.code, str(exc), media_type=media_type.content_type
                 )
+                self._metrics.observe(UNKNOWN, REFUSED, time.perf_counter() - started)
                 await response(scope, receive, send)
                 return
             receive = replay(body, receive)
-        response = await self._respond(Request(scope, receive), body)
+        request = Request(scope, receive)
+        response = await self._respond(request, body)
+        outcome = getattr(request.state, "outcome", None)
+        if outcome is not None:  # None: the GraphiQL page, not an operation
+            self._metrics.observe(self._operation(body), outcome, time.perf_counter() - started)
         await response(scope, receive, send)
+
+    def _operation(self, body: bytes | None) -> str:
+        """The ``operation`` label of a request (:mod:`server.metrics`): a prepared document's name."""
+        try:
+            payload = orjson.loads(body) if body is not None else None
+        except orjson.JSONDecodeError:
+            return UNKNOWN
+        if not isinstance(payload, dict):
+            return UNKNOWN
+        query, name = payload.get("query"), payload.get("operationName")
+        if not isinstance(query, str) or not isinstance(name, str | None):
+            return UNKNOWN
+        prepared = self._documents.get(query, name)
+        return self._metrics.operation(prepared is not None, prepared.operation_name if prepared else None)
 
     def _wants_ide(self, request: Request) -> bool:
         accept = request.headers.get("accept", "")
@@ -175,14 +204,17 @@ class GraphQLView(GraphQL[Context, None]):
                 raise not_acceptable(accept or "")
             check_content_type(request.headers.get("content-type"))
         except RequestRefused as exc:
+            request.state.outcome = REFUSED
             return self._refused(exc, media_type, {"X-Request-ID": rid})
         content_type = media_type.content_type
         try:
             viewer = await authenticate(request, self._settings)
         except KeySourceUnavailable as exc:
+            request.state.outcome = UpstreamUnavailable.code
             headers = {"X-Request-ID": rid}
-            return error_response(503, "UPSTREAM_UNAVAILABLE", exc.message, headers, content_type)
+            return error_response(503, UpstreamUnavailable.code, exc.message, headers, content_type)
         except Unauthenticated as exc:
+            request.state.outcome = exc.code
             headers = {**challenge(exc), "X-Request-ID": rid}
             return error_response(401, exc.code, exc.message, headers, content_type)
         resources = self._resources()
@@ -194,6 +226,8 @@ class GraphQLView(GraphQL[Context, None]):
                 async with asyncio.timeout(timeout):
                     found = await self._cached_answers.answer(body, viewer, limiter, resources.answers)
                 if found.body is not None:
+                    request.state.outcome = OK
+                    self._metrics.answer_cache("hit")
                     headers = {"X-Request-ID": rid, "X-Answer-Cache": "hit"}
                     return Response(found.body, media_type=content_type, headers=headers)
                 limiter = found.limiter
@@ -202,11 +236,14 @@ class GraphQLView(GraphQL[Context, None]):
             async with self._slot(rid), asyncio.timeout(timeout):
                 response = await self.run(request, context=context)
         except Overloaded as exc:
+            request.state.outcome = outcome_of(exc.code)
             headers = {"Retry-After": str(exc.retry_after), "X-Request-ID": rid}
             return error_response(503, exc.code, exc.message, headers, content_type)
         except HTTPException as exc:
+            request.state.outcome = REFUSED
             response = self._refused(from_strawberry(exc), media_type, {})
         except TimeoutError:
+            request.state.outcome = QueryTooComplex.code
             response = self._timed_out(rid, context.budget.cost if context else 0)
             if media_type is MediaType.GRAPHQL_RESPONSE:
                 response.status_code = PARTIAL_SUCCESS  # data (null) and an error: it had started
@@ -218,7 +255,11 @@ class GraphQLView(GraphQL[Context, None]):
             response.status_code = 429
             response.headers["Retry-After"] = str(context.budget.retry_after)
         response.headers["X-Request-ID"] = rid
-        response.headers["X-Answer-Cache"] = context.answer_status if context else "bypass"
+        answered = context.answer_status if context else "bypass"
+        response.headers["X-Answer-Cache"] = answered
+        self._metrics.answer_cache(answered)
+        if not hasattr(request.state, "outcome"):
+            request.state.outcome = OK
         return response
 
     def _download_links(self, request: Request) -> DownloadLinks | None:

@@ -1,4 +1,9 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (Postgres, Redis and LiteLLM answer)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (Postgres, Redis and LiteLLM answer).
+
+``/readyz`` answers ``{"ready": bool, "failing": [names], "checks": {name: {"ok": bool, "error"?}}}``:
+``failing`` names the dependencies that did not answer, in the order of ``checks``, so a probe's log or
+an operator's ``curl`` says at once which one to look at.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ async def _check(probe: Callable[[Resources], Awaitable[None]], resources: Resou
 
 async def readiness(resources: Resources | None) -> Response:
     if resources is None:
-        return OrjsonResponse({"ready": False, "checks": {}}, status_code=503)
+        return OrjsonResponse({"ready": False, "failing": ["gateway"], "checks": {}}, status_code=503)
     probes: dict[str, Callable[[Resources], Awaitable[None]]] = {"postgres": _postgres}
     if resources.redis is not None:
         probes["redis"] = _redis
@@ -56,5 +61,6 @@ async def readiness(resources: Resources | None) -> Response:
         probes["litellm"] = _litellm
     results = await asyncio.gather(*(_check(probe, resources) for probe in probes.values()))
     checks = dict(zip(probes, results, strict=True))
-    ready = all(result["ok"] for result in results)
-    return OrjsonResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    failing = [name for name, result in checks.items() if not result["ok"]]
+    body = {"ready": not failing, "failing": failing, "checks": checks}
+    return OrjsonResponse(body, status_code=503 if failing else 200)

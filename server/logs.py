@@ -28,12 +28,14 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 
 def configured_secrets(settings: Settings) -> tuple[str, ...]:
     """The secrets ``settings`` hold: the LiteLLM master key, the JWT secret, the download signing key,
-    the database and Redis passwords (from their URLs)."""
-    found = [
-        secret.get_secret_value()
-        for secret in (settings.litellm_master_key, settings.jwt_secret, settings.download_signing_key)
-        if secret is not None
-    ]
+    the metrics token, the database and Redis passwords (from their URLs)."""
+    held = (
+        settings.litellm_master_key,
+        settings.jwt_secret,
+        settings.download_signing_key,
+        settings.metrics_token,
+    )
+    found = [secret.get_secret_value() for secret in held if secret is not None]
     for url in (settings.database_url, settings.redis_url):
         password = urlsplit(url).password if url else None
         if password:

@@ -65,7 +65,11 @@ async def test_healthz_and_readyz(database_url: str, redis_url: str) -> None:
         assert (await gw.client.get("/healthz")).json() == {"status": "ok"}
         response = await gw.client.get("/readyz")
         assert response.status_code == 200
-        assert response.json() == {"ready": True, "checks": {"postgres": {"ok": True}, "redis": {"ok": True}}}
+        assert response.json() == {
+            "ready": True,
+            "failing": [],
+            "checks": {"postgres": {"ok": True}, "redis": {"ok": True}},
+        }
 
 
 async def test_readyz_is_503_when_litellm_is_unreachable(database_url: str) -> None:
@@ -75,6 +79,7 @@ async def test_readyz_is_503_when_litellm_is_unreachable(database_url: str) -> N
         checks = response.json()["checks"]
         assert checks["postgres"] == {"ok": True}
         assert checks["litellm"]["ok"] is False
+        assert response.json()["failing"] == ["litellm"]
 
 
 async def test_lifespan_opens_and_closes_the_resources(database_url: str, redis_url: str) -> None:

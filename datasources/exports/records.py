@@ -157,16 +157,16 @@ async def write_export(
     """Stream the export's rows into ``destination`` (replaced atomically); nothing is left under that name
     or beside it if anything fails."""
     fmt, group_by = ExportFormat(fmt), normalise_group_by(group_by)
-    started = time.perf_counter()
+    started, label = time.perf_counter(), fmt.value.lower()
     try:
         written = await _write_export(db, f, fmt, group_by, destination, on_progress)
     except BaseException:
-        EXPORTS.labels(fmt.value, "failed").inc()
+        EXPORTS.labels(label, "failed").inc()
         raise
-    EXPORTS.labels(fmt.value, "done").inc()
-    EXPORT_DURATION.labels(fmt.value).observe(time.perf_counter() - started)
-    EXPORT_BYTES.labels(fmt.value).inc(written.byte_size)
-    EXPORT_ROWS.labels(fmt.value).inc(written.rows)
+    EXPORTS.labels(label, "done").inc()
+    EXPORT_DURATION.labels(label).observe(time.perf_counter() - started)
+    EXPORT_BYTES.labels(label).inc(written.byte_size)
+    EXPORT_ROWS.labels(label).inc(written.rows)
     return written
 
 

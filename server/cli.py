@@ -520,3 +520,17 @@ def export(
 
     result = _with_resources(settings, work)
     click.echo(f"{destination}: {result.rows} rows, {result.byte_size} bytes, sha256 {result.sha256}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of lines")
+def doctor(as_json: bool) -> None:
+    """Check the settings, then Postgres and its migrations, Redis and LiteLLM (reached, the master key's
+    access, the clock): one line each, with a fix for each failure; exit 1 if any check fails.
+
+    Each check has a timeout, so the command ends within seconds even when a host does not answer."""
+    from usage_gateway.server.doctor import failed, render_json, render_text, run_checks
+
+    checks = run_checks()
+    click.echo(render_json(checks) if as_json else render_text(checks))
+    sys.exit(1 if failed(checks) else 0)

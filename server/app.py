@@ -24,7 +24,8 @@ from usage_gateway.server.config import Settings
 from usage_gateway.server.downloads import download_route, expire_exports_periodically, link_signer
 from usage_gateway.server.graphql_view import GraphQLView
 from usage_gateway.server.health import healthz, readiness
-from usage_gateway.server.metrics import metrics_route
+from usage_gateway.server.metrics import metrics_route, multiproc_dir
+from usage_gateway.server.pool_metrics import pools_published
 from usage_gateway.server.request_id import RequestIdMiddleware
 from usage_gateway.server.resources import Resources
 
@@ -130,7 +131,8 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
             name="export-cleanup",
         )
         try:
-            yield
+            async with pools_published(held.get(), multiproc_dir()):
+                yield
         finally:
             await finish_background(EXPORT_SHUTDOWN_GRACE_SECONDS)
             cleanup.cancel()

@@ -251,15 +251,19 @@ def serve(host: str | None, port: int | None, workers: int, wait_seconds: float)
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
         return
-    # Several processes need the app as an import string (uvicorn imports it in each one).
-    uvicorn.run(
-        f"{__name__}:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-    )
+    from usage_gateway.server.metrics import shared_across_workers
+
+    # Several processes need the app as an import string (uvicorn imports it in each one); their metrics
+    # are summed through a directory they share.
+    with shared_across_workers(workers):
+        uvicorn.run(
+            f"{__name__}:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+        )
 
 
 @main.command()

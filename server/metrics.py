@@ -2,7 +2,7 @@
 
 The app counts GraphQL requests by operation and outcome with their latency, and the answer cache's
 verdicts; the data layer's metrics (:mod:`datasources.metrics`) share prometheus-client's default
-registry. The Postgres and Redis pools are read when scraped.
+registry. The Postgres and Redis pools' usage comes from :mod:`server.pool_metrics`.
 
 Label values are bounded. ``operation`` is the name of a document the gateway has prepared (parsed and
 validated against the schema, :mod:`schema.prepared`): ``anonymous`` for a prepared document without a
@@ -14,8 +14,7 @@ first error's ``extensions.code`` when it is one of the gateway's codes, else ``
 
 Several processes (``serve --workers N``) share their counts through prometheus-client's multiprocess
 mode: with ``PROMETHEUS_MULTIPROC_DIR`` set (``serve`` sets a fresh temporary one when it starts several
-workers), every worker writes its samples there and whichever answers a scrape sums them all. The pools
-are then those of the worker that answered.
+workers), every worker writes its samples there and whichever answers a scrape sums them all.
 """
 
 from __future__ import annotations
@@ -26,12 +25,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 import structlog
 from prometheus_client import REGISTRY, Counter, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,6 +38,7 @@ from starlette.routing import Route
 from usage_gateway.datasources.metrics import PREFIX
 from usage_gateway.errors import GatewayError
 from usage_gateway.server.config import Settings
+from usage_gateway.server.pool_metrics import PoolCollector
 from usage_gateway.server.resources import Resources
 from usage_gateway.server.responses import error_response
 
@@ -135,84 +134,23 @@ class RequestMetrics:
         self._answers[result].inc()
 
 
-class PoolCollector(Collector):
-    """The Postgres pool's and the Redis connection pool's usage, read when scraped."""
-
-    def __init__(self, resources: Callable[[], Resources | None]) -> None:
-        self._resources = resources
-
-    def collect(self) -> Iterable[Metric]:
-        resources = self._resources()
-        if resources is None:
-            return
-        yield from _postgres_pool(resources.db.pool.get_stats())
-        if resources.redis is not None:
-            yield from _redis_pool(resources.redis.connection_pool)
-
-
-def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
-    return GaugeMetricFamily(PREFIX + name, documentation, value=value)
-
-
-def _postgres_pool(stats: dict[str, int]) -> Iterator[Metric]:
-    size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
-    connections = GaugeMetricFamily(
-        PREFIX + "db_pool_connections",
-        "Postgres connections of this process's pool, by state (in_use: lent to a request; idle).",
-        labels=["state"],
-    )
-    connections.add_metric(["in_use"], size - available)
-    connections.add_metric(["idle"], available)
-    yield connections
-    yield _gauge(
-        "db_pool_max_connections", "The most connections the Postgres pool opens.", stats["pool_max"]
-    )
-    yield _gauge(
-        "db_pool_waiting_requests",
-        "Requests waiting for a Postgres connection right now.",
-        stats.get("requests_waiting", 0),
-    )
-    yield CounterMetricFamily(
-        PREFIX + "db_pool_requests",
-        "Connections asked of the Postgres pool.",
-        value=stats.get("requests_num", 0),
-    )
-    yield CounterMetricFamily(
-        PREFIX + "db_pool_wait_seconds",
-        "Time requests spent waiting for a Postgres connection, in total.",
-        value=stats.get("requests_wait_ms", 0) / 1000,
-    )
-
-
-def _redis_pool(pool: Any) -> Iterator[Metric]:
-    counts = {
-        attributes.get("db.client.connection.state"): n for n, attributes in pool.get_connection_count()
-    }
-    connections = GaugeMetricFamily(
-        PREFIX + "redis_pool_connections",
-        "Redis connections of this process's pool, by state (in_use: lent to a command; idle).",
-        labels=["state"],
-    )
-    connections.add_metric(["in_use"], counts.get("used", 0))
-    connections.add_metric(["idle"], counts.get("idle", 0))
-    yield connections
-    yield _gauge(
-        "redis_pool_max_connections", "The most connections the Redis pool opens.", pool.max_connections
-    )
+def multiproc_dir() -> str | None:
+    """The directory the workers share their samples through (multiprocess mode), if set."""
+    return os.environ.get(MULTIPROC_DIR) or None
 
 
 class _Scrape(Collector):
-    """Everything one scrape shows: the counts (this process's, or every worker's) and the pools."""
+    """Everything one scrape shows: this process's counts and pools, or every worker's (multiprocess)."""
 
     def __init__(self, pools: PoolCollector) -> None:
         self._pools = pools
 
     def collect(self) -> Iterable[Metric]:
-        if MULTIPROC_DIR in os.environ:
+        if multiproc_dir() is not None:
             # prometheus-client's multiprocess module has no type hints.
             yield from multiprocess.MultiProcessCollector(None).collect()  # type: ignore[no-untyped-call]
-        else:
-            yield from REGISTRY.collect()
+            return
+        yield from REGISTRY.collect()
         yield from self._pools.collect()
 
 

@@ -167,6 +167,39 @@ def test_postgres_unreachable(doctor: Any) -> None:
     assert DB_PASSWORD not in run.stdout
 
 
+def test_a_malformed_database_url_is_one_line(doctor: Any) -> None:
+    run = doctor(database_url="postgresql://gateway@127.0.0.1:notaport/usage_gateway")
+    assert run.code == 1
+    assert run.lines["postgres"] == (
+        "FAIL",
+        f"cannot connect to Postgres at 127.0.0.1:notaport ({ENV_PREFIX}DATABASE_URL): invalid integer value"
+        ' "notaport" for connection option "port" → check the URL and that Postgres accepts connections from'
+        " here",
+    )
+    assert run.stderr == ""
+
+
+def test_a_user_who_cannot_read_the_tables(
+    doctor: Any, postgres_server: LocalPostgres, database_url: str
+) -> None:
+    role = f"{database_url.rsplit('/', 1)[1]}_reader"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+    try:
+        run = doctor(database_url=database_url.replace("gateway@", f"{role}@"))
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE {role}")
+    assert run.code == 1
+    assert run.status("postgres") == "ok"
+    assert f"as {role} (PostgreSQL" in run.text("postgres")
+    assert run.lines["migrations"] == (
+        "FAIL",
+        "cannot read schema_migrations: permission denied for table schema_migrations → check that the user"
+        f" of {ENV_PREFIX}DATABASE_URL may read the gateway's tables",
+    )
+
+
 def test_redis_unreachable(doctor: Any) -> None:
     port = free_port()
     run = doctor(redis_url=f"redis://127.0.0.1:{port}/0")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -28,11 +27,12 @@ LIVENESS = "/health/liveliness"  # LiteLLM's own spelling; needs no key
 ACTIVITY = "/user/daily/activity"
 KEY_LIST = "/key/list"
 PROBE_USER = "usage-gateway-doctor-probe"  # a LiteLLM user id nobody has
-# The gap between LiteLLM's clock and ours: a Date header has whole seconds and uvicorn (which LiteLLM
-# runs on) refreshes it once a second, so up to 2 s is no evidence of skew at all; past 5 s one of the
-# hosts is not synchronised. Past 60 s it matters: the gateway decides by its own clock which days are
-# still open (today, and yesterday for CLOSE_AFTER_HOURS) while LiteLLM dates rows by its clock, and
-# token times are checked with JWT_LEEWAY_SECONDS (30 s) of tolerance.
+# The gap between LiteLLM's clock and ours. A Date header has whole seconds and uvicorn (which LiteLLM
+# runs on) refreshes it once a second, so up to 2 s is no evidence of skew at all. NTP keeps hosts within
+# milliseconds, so past 5 s one of the two is not synchronised: a warning. Past 60 s it is broken, and it
+# shows: the gateway decides by its own clock which days are still open (today, and yesterday for
+# CLOSE_AFTER_HOURS) while LiteLLM dates rows by its own, and the gateway's clock checks tokens' exp, nbf
+# and iat with JWT_LEEWAY_SECONDS (30 s by default) of tolerance, which a minute exceeds: a failure.
 DATE_RESOLUTION_SECONDS = 2.0
 SKEW_WARN_SECONDS = 5.0
 SKEW_FAIL_SECONDS = 60.0
@@ -40,12 +40,9 @@ NAMES = ("litellm", "clock", "activity", "key list")
 ADMIN_HINT = f"set {KEY_SETTING} to LiteLLM's master key, or a key of a user whose role is proxy_admin"
 _RAW_KEY = re.compile(r"sk-\S+")
 
-Clock = Callable[[], float]
 
-
-def check_litellm(
-    url: str | None, master_key: str | None, timeout_seconds: float, *, clock: Clock = time.time
-) -> list[Check]:
+def check_litellm(url: str | None, master_key: str | None, timeout_seconds: float) -> list[Check]:
+    """The four checks of :data:`NAMES`, each later one skipped when an earlier one rules it out."""
     if url is None:
         unset = Check(
             "litellm",
@@ -53,18 +50,14 @@ def check_litellm(
             f"{URL_SETTING} is not set: only days already stored are served",
             "set it to LiteLLM's base URL, e.g. https://litellm.internal:4000",
         )
-        return [unset, *(Check(name, Status.SKIP, f"needs {URL_SETTING}") for name in NAMES[1:])]
+        return [unset, *_skipped(f"needs {URL_SETTING}")]
     base = url.rstrip("/")
     target = shown_url(base)
-    try:
-        client = httpx.Client(timeout=timeout_seconds, follow_redirects=False)
-    except httpx.HTTPError as exc:  # pragma: no cover - building a client makes no request
-        return [Check("litellm", Status.FAIL, str(exc)), *_skipped("needs LiteLLM")]
-    with client:
+    with httpx.Client(timeout=timeout_seconds, follow_redirects=False) as client:
         try:
-            before = clock()
+            before = time.time()
             response = client.get(base + LIVENESS)
-            after = clock()
+            after = time.time()
         except httpx.HTTPError as exc:
             return [_unreachable(target, exc, timeout_seconds), *_skipped("needs LiteLLM")]
         if response.status_code >= 500:
@@ -77,32 +70,37 @@ def check_litellm(
             return [down, *_skipped("needs a healthy LiteLLM")]
         reached = Check("litellm", Status.OK, f"{target} answers (HTTP {response.status_code} on {LIVENESS})")
         skew = clock_check(response.headers.get("date"), before, after)
-        if not master_key:
-            no_key = Check(
-                "activity",
-                Status.FAIL,
-                f"{KEY_SETTING} is not set: LiteLLM refuses every request without a key",
-                ADMIN_HINT,
-            )
-            return [reached, skew, no_key, Check("key list", Status.SKIP, f"needs {KEY_SETTING}")]
-        headers = {"Authorization": f"Bearer {master_key}"}
-        day = datetime.fromtimestamp(clock(), UTC).date().isoformat()
-        activity_params = {"start_date": day, "end_date": day, "page_size": "1", "user_id": PROBE_USER}
-        try:
-            answer = client.get(base + ACTIVITY, params=activity_params, headers=headers)
-        except httpx.HTTPError as exc:
-            return [reached, skew, _failed_request("activity", ACTIVITY, exc), *_skipped("needs LiteLLM", 3)]
-        if answer.status_code == 401:  # the same key on /key/list would only say so again
-            refused = _refused("activity", ACTIVITY, answer)
-            return [reached, skew, refused, Check("key list", Status.SKIP, "LiteLLM refused the master key")]
-        activity = _activity(answer)
-        try:
-            keys = _key_list(
-                client.get(base + KEY_LIST, params={"size": "1", "user_id": PROBE_USER}, headers=headers)
-            )
-        except httpx.HTTPError as exc:
-            keys = _failed_request("key list", KEY_LIST, exc)
-        return [reached, skew, activity, keys]
+        return [reached, skew, *_master_key_access(client, base, master_key)]
+
+
+def _master_key_access(client: httpx.Client, base: str, master_key: str | None) -> list[Check]:
+    """``activity`` and ``key list``: one small request each, about a user nobody has."""
+    if not master_key:
+        no_key = Check(
+            "activity",
+            Status.FAIL,
+            f"{KEY_SETTING} is not set: LiteLLM refuses every request without a key",
+            ADMIN_HINT,
+        )
+        return [no_key, Check("key list", Status.SKIP, f"needs {KEY_SETTING}")]
+    headers = {"Authorization": f"Bearer {master_key}"}
+    day = datetime.now(UTC).date().isoformat()
+    activity_params = {"start_date": day, "end_date": day, "page_size": "1", "user_id": PROBE_USER}
+    try:
+        answer = client.get(base + ACTIVITY, params=activity_params, headers=headers)
+    except httpx.HTTPError as exc:
+        return [_failed_request("activity", ACTIVITY, exc), *_skipped("needs LiteLLM", start=3)]
+    if answer.status_code == 401:  # the same key on /key/list would only say so again
+        refused = _refused("activity", ACTIVITY, answer)
+        return [refused, Check("key list", Status.SKIP, "LiteLLM refused the master key")]
+    activity = _activity(answer)
+    try:
+        keys = _key_list(
+            client.get(base + KEY_LIST, params={"size": "1", "user_id": PROBE_USER}, headers=headers)
+        )
+    except httpx.HTTPError as exc:
+        keys = _failed_request("key list", KEY_LIST, exc)
+    return [activity, keys]
 
 
 def _skipped(why: str, start: int = 1) -> list[Check]:

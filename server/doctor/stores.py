@@ -24,36 +24,45 @@ MIGRATE = "run `usage-gateway migrate`"
 
 def check_postgres(url: str, timeout_seconds: float) -> tuple[Check, Check]:
     """Connect once (``database_check``'s one line when that fails), then compare the migrations."""
-    try:
-        target = database_target(url)
-    except psycopg.Error:
-        target = "?"
+    needs_postgres = Check("migrations", Status.SKIP, "needs Postgres")
     try:
         # libpq counts connect_timeout in whole seconds and takes anything under 2 as 2.
-        with psycopg.connect(url, connect_timeout=max(2, round(timeout_seconds)), autocommit=True) as conn:
-            conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{round(timeout_seconds)}s",))
-            row = conn.execute("SELECT current_database(), current_user, current_setting('server_version')")
-            database, user, version = row.fetchone() or ("?", "?", "?")
-            version = str(version).split()[0]  # not "(Debian 15.18-0+deb12u1)"
-            reached = Check(
-                "postgres",
-                Status.OK,
-                f"connected to {target}, database {database} as {user} (PostgreSQL {version})",
-            )
-            return reached, _migrations(conn, database)
-    except psycopg.OperationalError as exc:
+        conn = psycopg.connect(url, connect_timeout=max(2, round(timeout_seconds)), autocommit=True)
+    except psycopg.Error as exc:
         # database_check's line ends in "; <hint>": the hint goes where every check's does.
         line, _, hint = describe_failure(url, exc).rpartition("; ")
         failure = Check("postgres", Status.FAIL, line, hint) if line else Check("postgres", Status.FAIL, hint)
-        return failure, Check("migrations", Status.SKIP, "needs Postgres")
-    except psycopg.Error as exc:
-        failure = Check(
+        return failure, needs_postgres
+    target = database_target(url)
+    with conn:
+        try:
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{round(timeout_seconds)}s",))
+            row = conn.execute("SELECT current_database(), current_user, current_setting('server_version')")
+            database, user, version = row.fetchone() or ("?", "?", "?")
+        except psycopg.Error as exc:
+            failure = Check(
+                "postgres",
+                Status.FAIL,
+                f"connected to {target}, then: {_first_line(exc)}",
+                "see Postgres's log",
+            )
+            return failure, needs_postgres
+        version = str(version).split()[0]  # not "(Debian 15.18-0+deb12u1)"
+        reached = Check(
             "postgres",
-            Status.FAIL,
-            f"Postgres at {target} ({DATABASE_SETTING}): {_first_line(exc)}",
-            "check that the URL's user may read the database",
+            Status.OK,
+            f"connected to {target}, database {database} as {user} (PostgreSQL {version})",
         )
-        return failure, Check("migrations", Status.SKIP, "needs Postgres")
+        try:
+            migrations = _migrations(conn, database)
+        except psycopg.Error as exc:
+            migrations = Check(
+                "migrations",
+                Status.FAIL,
+                f"cannot read schema_migrations: {_first_line(exc)}",
+                f"check that the user of {DATABASE_SETTING} may read the gateway's tables",
+            )
+        return reached, migrations
 
 
 def _migrations(conn: psycopg.Connection[tuple[object, ...]], database: object) -> Check:

@@ -6,8 +6,13 @@ entry point)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,9 @@ import jsonschema
 import pytest
 import yaml
 
+from usage_gateway.devtools.litellm_compat import MASTER_KEY, LiteLLMStore, running_litellm
+from usage_gateway.devtools.local_services import free_port, serving
+from usage_gateway.server.app import create_app
 from usage_gateway.server.config import ENV_PREFIX, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,3 +223,76 @@ def test_the_dockerfile_pins_its_base_runs_as_a_user_and_checks_readiness() -> N
 def test_the_build_context_leaves_out_local_state() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv/", "var/", ".env", "bench/results/", ".pytest_cache/"} <= ignored
+
+
+def _run_probe(command: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    """A health check's exec form run here, with this interpreter standing in for the image's Python:
+    its exit status and what it printed on stderr."""
+    assert command[0] in {"python", "python3"}, command
+    environment = {**os.environ, **(env or {})}
+    done = subprocess.run(
+        [sys.executable, *command[1:]],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return done.returncode, done.stderr
+
+
+def _dockerfile_probe() -> list[str]:
+    healthcheck = next(argument for keyword, argument in _instructions() if keyword == "HEALTHCHECK")
+    return _exec_form(healthcheck[healthcheck.index("CMD") + 3 :].strip())
+
+
+@contextmanager
+def _gateway(database_url: str, litellm_url: str, tmp_path: Path) -> Iterator[int]:
+    settings = Settings(
+        database_url=database_url,
+        litellm_url=litellm_url,
+        litellm_master_key=MASTER_KEY,
+        jwt_secret="s" * 32,
+        export_dir=tmp_path,
+    )
+    with serving(create_app(settings), lifespan="on") as url:
+        yield int(url.rsplit(":", 1)[1])
+
+
+def test_the_images_health_check_passes_on_a_ready_gateway_and_fails_otherwise(
+    database_url: str, tmp_path: Path
+) -> None:
+    probe = _dockerfile_probe()
+    store = LiteLLMStore([], [], [], master_key=MASTER_KEY)
+    with running_litellm(store) as litellm_url, _gateway(database_url, litellm_url, tmp_path) as port:
+        assert _run_probe(probe, {f"{ENV_PREFIX}PORT": str(port)}) == (0, "")
+    # LiteLLM gone: /readyz answers 503, and the probe fails on it.
+    gone = f"http://127.0.0.1:{free_port()}"
+    with _gateway(database_url, gone, tmp_path) as port:
+        status, err = _run_probe(probe, {f"{ENV_PREFIX}PORT": str(port)})
+        assert status != 0
+        assert "HTTP Error 503" in err
+    # Nothing listening at all.
+    status, err = _run_probe(probe, {f"{ENV_PREFIX}PORT": str(free_port())})
+    assert status != 0
+    assert "Connection refused" in err
+
+
+def test_the_compose_health_checks_of_the_gateway_and_litellm_probe_what_they_name(
+    database_url: str, tmp_path: Path
+) -> None:
+    services = _compose()["services"]
+
+    def probe(service: str, port: str | int) -> list[str]:
+        *head, code = services[service]["healthcheck"]["test"][1:]
+        return [*head, re.sub(r"127\.0\.0\.1:\d+/", f"127.0.0.1:{port}/", code)]
+
+    store = LiteLLMStore([], [], [], master_key=MASTER_KEY)
+    with running_litellm(store) as litellm_url:
+        litellm_port = litellm_url.rsplit(":", 1)[1]
+        assert _run_probe(probe("litellm", litellm_port)) == (0, "")
+        with _gateway(database_url, litellm_url, tmp_path) as port:
+            assert _run_probe(probe("gateway", port)) == (0, "")
+    status, err = _run_probe(probe("litellm", litellm_port))
+    assert status != 0
+    assert "Connection refused" in err

@@ -68,6 +68,13 @@ EXPORT_BYTES = Counter(PREFIX + "export_bytes", "Bytes of the export files compl
 EXPORT_ROWS = Counter(PREFIX + "export_rows", "Rows of the export files completed, by format.", ["format"])
 
 
+# Series that exist from the start at 0, so that rate() and alerts see their first increase.
+for _state in DAY_STATES:
+    DAYS_READ.labels(_state)
+for _verified in ("true", "false"):
+    DAYS_FETCHED.labels(_verified)
+
+
 @cache
 def litellm_children(endpoint: str) -> tuple[Counter, Histogram]:
     """The request counter and the latency histogram of one endpoint, bound once."""

@@ -263,13 +263,14 @@ def test_a_non_admin_key_is_named(doctor: Any, store: LiteLLMStore) -> None:
     assert run.code == 1
     assert run.status("activity") == "FAIL"
     assert run.text("activity").startswith(
-        "the master key has no admin view: LiteLLM answers it its owner's rows alone, as if they were"
-        " everyone's (HTTP 403 asking for another user: Non-admin users can only view their own spend data.)"
+        "the master key has no admin view: LiteLLM gives it only its owner's rows, which the gateway would"
+        " take for everyone's (asked for another user's: HTTP 403, Non-admin users can only view their own"
+        " spend data.)"
     )
     assert run.status("key list") == "FAIL"
     assert run.text("key list").startswith(
-        "the master key is not proxy_admin: asked for another user's keys, LiteLLM answered with 1 of the"
-        " key's owner"
+        "the master key is not proxy_admin: LiteLLM lists only its owner's keys (asked for another user's, it"
+        " answered with 1 of the owner's)"
     )
     _others_ok(run, "activity", "key list")
     assert ALICE_KEY not in run.stdout

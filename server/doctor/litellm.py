@@ -243,8 +243,8 @@ def _activity(response: httpx.Response) -> Check:
         return Check(
             "activity",
             Status.FAIL,
-            f"the master key has no admin view: LiteLLM answers it its owner's rows alone, as if they were"
-            f" everyone's (HTTP 403 asking for another user: {_message(response)})",
+            f"the master key has no admin view: LiteLLM gives it only its owner's rows, which the gateway"
+            f" would take for everyone's (asked for another user's: HTTP 403, {_message(response)})",
             ADMIN_HINT,
         )
     if response.status_code != 200:
@@ -266,8 +266,8 @@ def _key_list(response: httpx.Response) -> Check:
         return Check(
             "key list",
             Status.FAIL,
-            f"the master key is not proxy_admin: LiteLLM lists it its owner's keys alone"
-            f" (HTTP 403 asking for another user's: {_message(response)})",
+            f"the master key is not proxy_admin: LiteLLM refuses it other users' keys"
+            f" (HTTP 403: {_message(response)})",
             f"{ADMIN_HINT} (proxy_admin_viewer is not enough here)",
         )
     if response.status_code != 200:
@@ -280,8 +280,8 @@ def _key_list(response: httpx.Response) -> Check:
         return Check(
             "key list",
             Status.FAIL,
-            f"the master key is not proxy_admin: asked for another user's keys, LiteLLM answered with {total}"
-            " of the key's owner",
+            "the master key is not proxy_admin: LiteLLM lists only its owner's keys (asked for another"
+            f" user's, it answered with {total} of the owner's)",
             ADMIN_HINT,
         )
     return Check("key list", Status.OK, f"the master key lists every user's keys on {KEY_LIST} (proxy_admin)")

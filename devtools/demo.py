@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -36,7 +35,7 @@ import psycopg
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from usage_gateway.devtools.demo_data import DAYS, DemoData, generate
 from usage_gateway.devtools.demo_queries import EXAMPLES, example_variables
@@ -50,8 +49,10 @@ from usage_gateway.devtools.local_services import (
 from usage_gateway.migrations import apply_migrations
 from usage_gateway.server.app import create_app
 from usage_gateway.server.config import ConfigError, Settings, load_settings
+from usage_gateway.server.graphiql import GraphiQLStart, graphiql_response
 from usage_gateway.server.logs import configure_logging
 from usage_gateway.server.tokens import issue_token
+from usage_gateway.server.web_assets import WebAssets
 
 TOKEN_TTL = timedelta(hours=24)
 SECRET_FILE = Path("var/demo-jwt-secret")  # relative to the working directory, as the export folder is
@@ -267,7 +268,7 @@ def _tokens(secret: str, settings: Settings, data: DemoData) -> _Ready:
 
 
 def _examples_url(ready: _Ready) -> str:
-    """GraphiQL (Strawberry's page) reads its first query and variables from the URL."""
+    """GraphiQL (``server/static/graphiql-page.js``) reads its first query and variables from the URL."""
     variables = json.dumps(example_variables(ready.today, ready.user_id))
     return f"{ready.url}?q={quote(EXAMPLES, safe='')}&variables={quote(variables)}"
 
@@ -276,33 +277,28 @@ def login_url(ready: _Ready) -> str:
     return f"{ready.url.removesuffix('/graphql')}{GRAPHIQL_LOGIN_PATH}?code={ready.login_code}"
 
 
-# Strawberry's GraphiQL page starts its header editor from the URL's `headers` parameter; the login page
-# starts it from the value injected here instead, so the token is never in a URL.
-_HEADERS_STATE = "React.useState(parameters.headers)"
-
-
 class GraphiQLLogin:
     """The demo's GraphiQL link: ``/demo/graphiql?code=…`` with a one-time code. Its page is the gateway's
     own GraphiQL page with the admin header in the header editor (GraphiQL then keeps it, as
     ``shouldPersistHeaders`` asks) and the example queries loaded; the address bar shows ``/graphql``.
     The code works once; every other path goes to the gateway."""
 
-    def __init__(self, app: ASGIApp, ready: _Ready) -> None:
+    def __init__(self, app: ASGIApp, ready: _Ready, assets: WebAssets) -> None:
         self.app = app
         self.ready = ready
+        self.assets = assets
         self._code: str | None = ready.login_code
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != GRAPHIQL_LOGIN_PATH:
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive)
-        response = await self._login(request, scope)
+        response = self._login(Request(scope, receive))
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         await response(scope, receive, send)
 
-    async def _login(self, request: Request, scope: Scope) -> Response:
+    def _login(self, request: Request) -> Response:
         code = request.query_params.get("code", "")
         if request.method != "GET" or self._code is None or not secrets.compare_digest(code, self._code):
             return HTMLResponse(
@@ -311,45 +307,10 @@ class GraphiQLLogin:
                 "paste the header the demo printed into GraphiQL's Headers tab.</p>",
                 status_code=410,
             )
-        page = await self._graphiql_page(scope)
-        if _HEADERS_STATE not in page or "<body>" not in page:
-            return HTMLResponse("<p>GraphiQL's page has changed; paste the header instead.</p>", 500)
         self._code = None
         headers = json.dumps({"Authorization": f"Bearer {self.ready.admin_token}"}, indent=2)
-        target = _examples_url(self.ready).split("/graphql", 1)[1]
-        script = (
-            f"<script>window.demoHeaders = {_script_json(headers)};"
-            f" history.replaceState(null, '', {_script_json('/graphql' + target)});</script>"
-        )
-        page = page.replace("<body>", "<body>" + script, 1)
-        page = page.replace(_HEADERS_STATE, "React.useState(parameters.headers || window.demoHeaders)", 1)
-        return HTMLResponse(page)
-
-    async def _graphiql_page(self, scope: Scope) -> str:
-        """The page the gateway itself serves for ``GET /graphql`` in a browser."""
-        inner: dict[str, Any] = {
-            **scope,
-            "method": "GET",
-            "path": "/graphql",
-            "raw_path": b"/graphql",
-            "query_string": b"",
-            "headers": [(b"accept", b"text/html"), (b"host", b"demo")],
-        }
-        chunks: list[bytes] = []
-
-        async def receive() -> Message:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        await self.app(inner, receive, send)
-        return b"".join(chunks).decode()
-
-
-def _script_json(value: str) -> str:
-    return json.dumps(value).replace("</", "<\\/")
+        location = "/graphql" + _examples_url(self.ready).split("/graphql", 1)[1]
+        return graphiql_response(self.assets, GraphiQLStart(headers=headers, location=location))
 
 
 def _banner(ready: _Ready, seconds: float) -> None:
@@ -407,7 +368,7 @@ async def _serve(
     settings: Settings, listener: socket.socket, stop: _StopSignals, ready: _Ready, started: float
 ) -> int:
     config = uvicorn.Config(
-        GraphiQLLogin(create_app(settings), ready),
+        GraphiQLLogin(create_app(settings), ready, WebAssets(settings.web_assets_dir)),
         log_config=None,
         access_log=False,
         lifespan="on",

@@ -28,6 +28,7 @@ from usage_gateway.server.metrics import metrics_route, multiproc_dir
 from usage_gateway.server.pool_metrics import pools_published
 from usage_gateway.server.request_id import RequestIdMiddleware
 from usage_gateway.server.resources import Resources
+from usage_gateway.server.web_assets import WebAssets
 
 log = structlog.get_logger("usage_gateway.app")
 
@@ -115,7 +116,8 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
     limits = limits_from(settings)
     schema = build_schema(introspection=settings.introspection or settings.graphiql, limits=limits)
     links = link_signer(settings)  # one signer for the view that makes the links and the route that checks
-    view = GraphQLView(schema, settings, held.get, limits, Admission.from_settings(settings), links)
+    assets = WebAssets(settings.web_assets_dir) if settings.graphiql else None
+    view = GraphQLView(schema, settings, held.get, limits, Admission.from_settings(settings), links, assets)
 
     async def ready(_: Request) -> Response:
         return await readiness(held.resources)
@@ -148,6 +150,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
         Route("/healthz", healthz),
         Route("/readyz", ready),
         *([metrics_route(settings, lambda: held.resources)] if settings.metrics_enabled else []),
+        *([assets.route()] if assets is not None else []),
     ]
     # The request id first: every response carries it, CORS preflights and refusals too.
     middleware = [Middleware(RequestIdMiddleware), *_cors(settings)]

@@ -43,6 +43,17 @@ def _settings() -> Settings:
     return settings
 
 
+def _require_web_assets(settings: Settings) -> None:
+    """Exit with one line unless the browser pages' assets are installed (only GraphiQL needs them)."""
+    from usage_gateway.server.web_assets import AssetsMissing, WebAssets
+
+    if settings.graphiql:
+        try:
+            WebAssets(settings.web_assets_dir)
+        except AssetsMissing as exc:
+            raise click.ClickException(str(exc)) from None
+
+
 def _require_database(settings: Settings, *, wait_seconds: float = 0) -> None:
     """Exit with one line (status 1) unless Postgres answers; with ``wait_seconds``, try again with a
     doubling pause until that much time has passed, saying so each time."""
@@ -242,6 +253,7 @@ def app_from_environment() -> Starlette:
 def serve(host: str | None, port: int | None, workers: int, wait_seconds: float) -> None:
     """Serve the GraphQL API (uvicorn) on HOST:PORT."""
     settings = _settings()
+    _require_web_assets(settings)
     _require_database(settings, wait_seconds=wait_seconds)
     import uvicorn
 

@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     """Longest life of a download link; never past its export's expiry."""
     graphiql: bool = False
     """Serve GraphiQL on `GET /graphql`."""
+    web_assets_dir: Path | None = None
+    """Where the browser pages' npm packages are. Unset: `web/node_modules` of the checkout."""
     introspection: bool = False
     """Allow introspection queries (GraphiQL turns them on too)."""
     host: str = "127.0.0.1"

@@ -44,6 +44,7 @@ from usage_gateway.server.auth import KeySourceUnavailable, authenticate, challe
 from usage_gateway.server.body_limit import BodyTooLarge, read_body, replay
 from usage_gateway.server.cached_answers import CachedAnswers
 from usage_gateway.server.config import Settings
+from usage_gateway.server.graphiql import graphiql_response
 from usage_gateway.server.graphql_http import (
     PARTIAL_SUCCESS,
     MediaType,
@@ -68,6 +69,7 @@ from usage_gateway.server.metrics import (
 from usage_gateway.server.request_id import request_id_from
 from usage_gateway.server.resources import Resources
 from usage_gateway.server.responses import OrjsonResponse, error_response
+from usage_gateway.server.web_assets import WebAssets
 
 log = structlog.get_logger("usage_gateway.graphql")
 
@@ -87,10 +89,9 @@ class GraphQLView(GraphQL[Context, None]):
         limits: Limits,
         admission: Admission | None = None,
         links: LinkSigner | None = None,
+        assets: WebAssets | None = None,
     ) -> None:
-        super().__init__(
-            schema, graphql_ide="graphiql" if settings.graphiql else None, allow_queries_via_get=False
-        )
+        super().__init__(schema, graphql_ide="graphiql" if assets else None, allow_queries_via_get=False)
         self._settings = settings
         self._resources = resources
         self._limits = limits
@@ -100,6 +101,11 @@ class GraphQLView(GraphQL[Context, None]):
         self._metrics = RequestMetrics()
         self.admission = admission
         self._links = links
+        self._assets = assets
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        assert self._assets is not None  # Strawberry renders the IDE only when graphql_ide is set
+        return graphiql_response(self._assets)
 
     def _slot(self, rid: str) -> AbstractAsyncContextManager[None]:
         """A slot of admission control for running an operation (none to wait for when it is off)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -15,6 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
+
+from tests.browser import PageLog, launched_chromium
 
 USAGE_GATEWAY = str(Path(sys.executable).with_name("usage-gateway"))
 START_TIMEOUT = 120
@@ -137,6 +141,14 @@ def test_demo_answers_a_dashboard_and_stops_cleanly(demo: DemoProcess) -> None:
 VIEWER = "{ viewer { id roles } }"
 
 
+# The whole answer in GraphiQL's result pane (CodeMirror draws only the lines in view).
+RESPONSE_TEXT = "document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue()"
+
+
+def code_of(login: str) -> str:
+    return login.split("code=", 1)[1]
+
+
 def _viewer(url: str, token: str) -> httpx.Response:
     return httpx.post(url, json={"query": VIEWER}, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
@@ -152,13 +164,34 @@ def test_demo_tokens_survive_a_restart_and_graphiql_opens_with_the_header(tmp_pa
         assert token not in first.output.split("Admin token:")[1].split("\n", 1)[1]  # printed once, in no URL
         assert token not in login
 
-        page = httpx.get(login, timeout=30)
-        assert page.status_code == 200
-        assert page.headers["cache-control"] == "no-store"
-        assert f"Bearer {token}" in page.text
-        assert "React.useState(parameters.headers || window.demoHeaders)" in page.text
-        assert "history.replaceState(null, '', \"/graphql?q=" in page.text
-        assert httpx.get(login, timeout=30).status_code == 410  # the code works once
+        with launched_chromium() as browser:
+            page = browser.new_page()
+            log = PageLog(allowed_origins=(url.removesuffix("/graphql"),))
+            log.watch(page)
+            visit = page.goto(login)
+            assert visit is not None
+            assert visit.headers["cache-control"] == "no-store"  # the page holds the token
+            # The address bar drops the code and shows the examples' link; the header editor holds the token.
+            expect(page).to_have_url(re.compile(r"/graphql\?q=.*Dashboard"))
+            expect(page.locator(".graphiql-query-editor")).to_contain_text("query TopUsersWithModels")
+            page.get_by_text("Headers", exact=True).click()
+            expect(page.locator(".graphiql-editor-tool")).to_contain_text(f"Bearer {token[:40]}")
+            # The run button offers each example; the dashboard's numbers come back with no error.
+            page.locator(".graphiql-execute-button").click()
+            page.get_by_role("menuitem", name="Dashboard").click()
+            result_pane = page.locator(".graphiql-response")
+            expect(result_pane).to_contain_text('"totals"', timeout=QUERY_TIMEOUT * 1000)
+            answer = json.loads(page.evaluate(RESPONSE_TEXT))
+            assert "errors" not in answer
+            assert answer["data"]["usage"]["freshness"]["complete"] is True
+            assert answer["data"]["usage"]["totals"]["requests"] > 0
+            assert log.refused == []
+            assert log.errors == []
+            assert code_of(login) not in page.url
+            # The code works once, also from the browser that used it.
+            assert page.goto(login) is not None
+            expect(page.locator("body")).to_contain_text("works once")
+        assert httpx.get(login, timeout=30).status_code == 410
         assert httpx.get(url.replace("/graphql", "/demo/graphiql?code=guess"), timeout=30).status_code == 410
     finally:
         first.close()

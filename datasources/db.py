@@ -50,7 +50,7 @@ class StatementCounter:
 # than it saves on queries of this size.
 _SESSION_OPTIONS = "-c work_mem=64MB -c jit=off -c max_parallel_workers_per_gather=0"
 
-DOWN_WAIT_SECONDS = 1.0
+DOWN_WAIT_SECONDS = 0.25
 UNAVAILABLE_MESSAGE = "the database is unavailable; try again shortly"
 
 _counter: ContextVar[StatementCounter | None] = ContextVar("statement_counter", default=None)
@@ -111,7 +111,11 @@ class Database:
         if self._down_since is not None:
             return
         self._down_since = time.monotonic()
-        log.warning("postgres.unavailable", error=str(exc).strip()[:300], effect="requests fail with DATABASE_UNAVAILABLE")
+        log.warning(
+            "postgres.unavailable",
+            error=str(exc).strip()[:300],
+            effect="requests fail with DATABASE_UNAVAILABLE",
+        )
         if self._checking is None or self._checking.done():
             self._checking = asyncio.create_task(self._check_idle())
 

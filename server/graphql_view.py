@@ -23,7 +23,6 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 import orjson
 import structlog
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -31,6 +30,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
+from usage_gateway.datasources.hot_tier import HotTier
 from usage_gateway.datasources.rate_limit import CostRateLimiter
 from usage_gateway.errors import Overloaded, QueryTooComplex, Unauthenticated, UpstreamUnavailable
 from usage_gateway.resolvers.context import Budget, Context, Operations, RateLimiter
@@ -95,7 +95,7 @@ class GraphQLView(GraphQL[Context, None]):
         self._settings = settings
         self._resources = resources
         self._limits = limits
-        self._limiter: tuple[Redis, CostRateLimiter] | None = None
+        self._limiter: tuple[HotTier, CostRateLimiter] | None = None
         self._cached_answers = CachedAnswers(schema)
         self._documents = schema.documents
         self._metrics = RequestMetrics()
@@ -177,7 +177,7 @@ class GraphQLView(GraphQL[Context, None]):
         accept = request.headers.get("accept", "")
         return self.graphql_ide is not None and "query" not in request.query_params and "text/html" in accept
 
-    def _rate_limiter(self, redis: Redis | None) -> CostRateLimiter | None:
+    def _rate_limiter(self, redis: HotTier | None) -> CostRateLimiter | None:
         if redis is None or not self._settings.rate_limit_cost:
             return None
         if self._limiter is None or self._limiter[0] is not redis:
@@ -224,7 +224,7 @@ class GraphQLView(GraphQL[Context, None]):
             headers = {**challenge(exc), "X-Request-ID": rid}
             return error_response(401, exc.code, exc.message, headers, content_type)
         resources = self._resources()
-        limiter: RateLimiter | None = self._rate_limiter(resources.redis)
+        limiter: RateLimiter | None = self._rate_limiter(resources.hot)
         context: Context | None = None
         timeout = self._settings.operation_timeout_seconds
         try:

@@ -377,7 +377,7 @@ def _failure_message(exc: BaseException) -> str:
 
 
 # With hashtext(id): the session advisory lock a process holds while it runs that export (see _running).
-_RUN_LOCKS = 7_250_303
+RUN_LOCKS = 7_250_303
 STOPPED_MESSAGE = "the gateway stopped before the export finished; request it again"
 
 
@@ -389,7 +389,7 @@ async def _running(db: Database, export_id: str) -> AsyncIterator[bool]:
     (:func:`fail_abandoned_exports`), whichever replica it ran on."""
     async with db.connection() as conn:
         row = await (
-            await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_RUN_LOCKS, export_id))
+            await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (RUN_LOCKS, export_id))
         ).fetchone()
         if not (row and row[0]):
             yield False
@@ -398,7 +398,7 @@ async def _running(db: Database, export_id: str) -> AsyncIterator[bool]:
             yield True
         finally:
             try:
-                await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_RUN_LOCKS, export_id))
+                await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (RUN_LOCKS, export_id))
             except Exception:
                 # A pooled connection must not go back still holding the lock: closed, it is discarded.
                 await conn.close()
@@ -466,28 +466,39 @@ async def _run_claimed(
     return done
 
 
-_background: set[asyncio.Task[ExportRecord]] = set()
+# This process's background exports, with what finish_background needs to fail one that never started.
+_background: dict[asyncio.Task[ExportRecord], tuple[Database, str]] = {}
 
 
 def start_in_background(db: Database, export_id: str, export_dir: Path) -> asyncio.Task[ExportRecord]:
     """Run :func:`run_export` as a task of this process (kept referenced until it ends)."""
     task = asyncio.create_task(run_export(db, export_id, export_dir), name=f"export-{export_id}")
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    _background[task] = (db, export_id)
+    task.add_done_callback(lambda done: _background.pop(done, None))
     return task
 
 
 async def finish_background(grace_seconds: float) -> None:
-    """Let this process's background exports finish for up to ``grace_seconds``, then cancel the rest
-    (each is marked FAILED as it stops); returns once none is left RUNNING by this process."""
-    tasks = set(_background)
+    """Let this process's background exports finish for up to ``grace_seconds``, then cancel the rest:
+    each is marked FAILED, whether it was running (run_export does it as it stops) or not yet started."""
+    tasks = dict(_background)
     if not tasks:
         return
     _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
     for task in pending:
-        log.warning("export.stopped", export=task.get_name(), grace_seconds=grace_seconds)
+        log.warning("export.stopped", export_id=tasks[task][1], grace_seconds=grace_seconds)
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    for task in pending:
+        db, export_id = tasks[task]
+        try:
+            await db.execute(
+                "UPDATE exports SET status = 'FAILED', error = %s, finished_at = now()"
+                " WHERE id = %s AND status IN ('PENDING', 'RUNNING')",
+                (STOPPED_MESSAGE, export_id),
+            )
+        except GatewayError:  # Postgres is gone too: the next start fails what is left RUNNING
+            log.warning("export.not_marked", export_id=export_id)
 
 
 async def fail_abandoned_exports(db: Database) -> list[str]:
@@ -499,7 +510,7 @@ async def fail_abandoned_exports(db: Database) -> list[str]:
         " WHERE status = 'RUNNING' AND id IN"
         " (SELECT id FROM running WHERE pg_try_advisory_xact_lock(%s, hashtext(id)))"
         " RETURNING id",
-        (STOPPED_MESSAGE, _RUN_LOCKS),
+        (STOPPED_MESSAGE, RUN_LOCKS),
     )
     ids = [str(row[0]) for row in rows]
     if ids:

@@ -119,13 +119,18 @@ class LocalPostgres:
         _wait_for_port(self.port, "PostgreSQL")
         return self
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server at once (``-m immediate``, as if it crashed), keeping its data: :meth:`start`
+        brings it back on the same port with the same databases."""
         with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
             subprocess.run(
                 self._command(str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop"),
                 check=True,
                 capture_output=True,
             )
+
+    def stop(self) -> None:
+        self.halt()
         if self._owned_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -153,6 +158,8 @@ class LocalRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> LocalRedis:
+        """Start the server; after :meth:`kill`, again on the same port (empty: nothing is persisted)."""
+        self._dir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
             [
                 self._binary,
@@ -174,6 +181,13 @@ class LocalRedis:
         )
         _wait_for_port(self.port, "Redis")
         return self
+
+    def kill(self) -> None:
+        """Kill the server (SIGKILL: no goodbye to its clients); :meth:`start` brings it back."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
 
     def stop(self) -> None:
         if self._process is not None:

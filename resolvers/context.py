@@ -41,6 +41,7 @@ class AnswerWarning:
 
 
 UNVERIFIED_DAYS = "UNVERIFIED_DAYS"
+UNKNOWN_VIEWER = "UNKNOWN_VIEWER"  # a `user` token whose subject is not in the directory
 
 
 class RateLimiter(Protocol):

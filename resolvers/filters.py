@@ -13,7 +13,7 @@ from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, In
 from usage_gateway.datasources.facts.known import seen_values
 from usage_gateway.datasources.facts.vocabulary import decode_cursor
 from usage_gateway.errors import BadUserInput, RangeTooLarge
-from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.context import UNKNOWN_VIEWER, AnswerWarning, Context
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.resolvers.permissions import reads_everyone
 from usage_gateway.resolvers.scope import check_user_ids, scoped_filter
@@ -78,6 +78,23 @@ async def _user_ids(ctx: Context, ids: tuple[str, ...] | None) -> None:
         raise _unknown("userIds", sorted(unknown))
 
 
+async def _warn_if_not_in_directory(ctx: Context) -> None:
+    """A ``user`` whose token names no directory user sees nothing: say why instead of plain zeros."""
+    viewer_id = ctx.viewer.id
+    if any(w.code == UNKNOWN_VIEWER for w in ctx.warnings):
+        return
+    if await directory.users_exist(ctx.db, [viewer_id]):
+        return
+    ctx.warnings.append(
+        AnswerWarning(
+            UNKNOWN_VIEWER,
+            f"the token's subject {viewer_id!r} is no user in the gateway's directory, so no usage is"
+            " theirs: a token's `sub` must be the LiteLLM user id, and new users appear after syncDirectory",
+            (),
+        )
+    )
+
+
 async def _key_buckets(
     ctx: Context, ids: tuple[str, ...] | None
 ) -> tuple[tuple[str, ...] | None, dict[str, str | None]]:
@@ -135,7 +152,7 @@ async def _resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilte
     user_ids = _values(requested.user_ids)
     check_user_ids(ctx.viewer, user_ids)
     _, (api_keys, key_owners) = await asyncio.gather(
-        _user_ids(ctx, user_ids if reads_everyone(ctx.viewer) else None),
+        _user_ids(ctx, user_ids) if reads_everyone(ctx.viewer) else _warn_if_not_in_directory(ctx),
         _key_buckets(ctx, _values(requested.api_key_ids)),
     )
     f = FactFilter(

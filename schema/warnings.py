@@ -1,7 +1,8 @@
 """``extensions.warnings``: what the client should know about an answer that is not an error.
 
 Today that is the days whose numbers are in the answer but did not add up to LiteLLM's own totals
-(``UNVERIFIED_DAYS``); the resolvers collect them in the context while they work (``Context.note``).
+(``UNVERIFIED_DAYS``, collected by ``Context.note``) and a ``user`` token whose subject is no directory
+user (``UNKNOWN_VIEWER``, by ``resolvers.filters``); the resolvers collect them while they work.
 """
 
 from __future__ import annotations

@@ -297,6 +297,20 @@ async def test_a_user_sees_only_themselves_everywhere(world: World) -> None:
     assert (options["models"], options["providers"]) == (["gpt-4o"], ["openai"])
 
 
+async def test_a_user_token_naming_no_directory_user_is_told_so(world: World) -> None:
+    query = "query ($f: UsageFilter!) { usage(filter: $f) { totals { spend requests } } }"
+    known = await world.gw.query(query, {"f": F}, token=ALICE)
+    assert "warnings" not in known.get("extensions", {})
+    stranger = issue_token(SECRET, "carol@example.com", [Role.USER])  # an email, not the LiteLLM user id
+    body = await world.gw.query(query, {"f": F}, token=stranger)
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["usage"]["totals"] == {"spend": 0.0, "requests": 0}
+    [warning] = body["extensions"]["warnings"]
+    assert warning["code"] == "UNKNOWN_VIEWER"
+    assert "'carol@example.com'" in warning["message"]
+    assert "syncDirectory" in warning["message"]
+
+
 async def test_an_admin_sees_everyone(world: World) -> None:
     body = await world.gw.query(EVERYTHING, {"f": F}, token=SUBJECTS["adminReadonly"])
     assert "errors" not in body

@@ -77,6 +77,8 @@ def configure_logging(settings: Settings, *, secrets: tuple[str, ...] = ()) -> N
     )
     level = logging.getLevelNamesMapping()[settings.log_level]
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    # httpx logs each request it sends at INFO: a line per LiteLLM page would drown the gateway's own.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, HideLinkTokens) for f in access.filters):
         access.addFilter(HideLinkTokens())

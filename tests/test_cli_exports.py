@@ -28,6 +28,7 @@ def test_sync_directory_then_export_a_users_usage(database_url: str, tmp_path: P
         assert "users created: 8" in synced.stdout
         assert "api keys created: 13" in synced.stdout
         assert "api keys revoked: 2" in synced.stdout
+        assert "HTTP Request" not in synced.stderr  # httpx's line per request is not logged at INFO
 
         out = tmp_path / "nested" / "kim.csv"
         out.parent.mkdir()  # export writes into an existing directory only

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from usage_gateway.server.config import ENV_PREFIX, ConfigError, Settings, load_settings
-from usage_gateway.server.doctor import litellm
+from usage_gateway.server.doctor.litellm import NAMES as LITELLM_NAMES
+from usage_gateway.server.doctor.litellm import check_litellm, shown_url
 from usage_gateway.server.doctor.report import Check, Status, failed, render_json, render_text
 from usage_gateway.server.doctor.stores import REDIS_SETTING, check_postgres, check_redis
 from usage_gateway.server.logs import configured_secrets
@@ -25,7 +26,7 @@ __all__ = ["Check", "Status", "failed", "render_json", "render_text", "run_check
 
 STEP_TIMEOUT_SECONDS = 3.0  # one connection, one request
 DEADLINE_SECONDS = 10.0  # the whole run, whatever a server does with our requests
-_LATER = ("tokens", "postgres", "migrations", "redis", *litellm.NAMES)
+_LATER = ("tokens", "postgres", "migrations", "redis", *LITELLM_NAMES)
 
 _ASSIGNED = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", re.MULTILINE)  # in .env
 
@@ -56,7 +57,7 @@ def run_checks(
                 else Check("redis", Status.SKIP, f"{REDIS_SETTING} is not set (optional)")
             ],
         ),
-        (litellm.NAMES, lambda: litellm.check_litellm(settings.litellm_url, key, step_timeout_seconds)),
+        (LITELLM_NAMES, lambda: check_litellm(settings.litellm_url, key, step_timeout_seconds)),
     ]
     checks += _side_by_side(groups, deadline_seconds)
     secrets = configured_secrets(settings)
@@ -107,7 +108,7 @@ def _tokens(settings: Settings) -> Check:
             f"{ENV_PREFIX}JWT_SECRET is shorter than 32 bytes",
             "use `openssl rand -hex 32`; changing it revokes every token",
         )
-    ways = [f"the JWKS at {litellm.shown_url(jwks)}"] if jwks else []
+    ways = [f"the JWKS at {shown_url(jwks)}"] if jwks else []
     ways += [f"{ENV_PREFIX}JWT_SECRET (HS256)"] if secret else []
     return Check("tokens", Status.OK, f"checked with {' and '.join(ways)}")
 

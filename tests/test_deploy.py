@@ -25,6 +25,7 @@ from usage_gateway.devtools.litellm_compat import MASTER_KEY, LiteLLMStore, runn
 from usage_gateway.devtools.local_services import free_port, serving
 from usage_gateway.server.app import create_app
 from usage_gateway.server.config import ENV_PREFIX, Settings, load_settings
+from usage_gateway.server.web_assets import DEFAULT_NODE_MODULES, WebAssets, copy_assets
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -201,10 +202,13 @@ def test_the_dockerfile_pins_its_base_runs_as_a_user_and_checks_readiness() -> N
         argument.split("=", 1) for keyword, argument in instructions if keyword == "ARG" and "=" in argument
     )
     bases = [argument.split()[0] for keyword, argument in instructions if keyword == "FROM"]
-    assert len(bases) >= 2, "multi-stage: a build stage and a runtime stage"
-    for base in bases:
-        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], base)
-        assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+@sha256:[0-9a-f]{64}", image), image
+    assert len(bases) >= 2, "multi-stage: build stages and a runtime stage"
+    images = [re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], base) for base in bases]
+    for image in images:
+        assert re.fullmatch(r"(python|node):\d+\.\d+\.\d+-(slim-)?\w+(-slim)?@sha256:[0-9a-f]{64}", image), (
+            image
+        )
+    assert re.match(r"python:[\d.]+-slim-", images[-1]), "the runtime is the slim Python image"
     users = [argument for keyword, argument in instructions if keyword == "USER"]
     assert users, "no USER"
     user = users[-1].split(":")[0]
@@ -218,6 +222,29 @@ def test_the_dockerfile_pins_its_base_runs_as_a_user_and_checks_readiness() -> N
     assert (entrypoint + command)[:2] == ["usage-gateway", "serve"], shlex.join(entrypoint + command)
     install = next(a for k, a in instructions if k == "RUN" and "--no-index" in a)
     assert "--find-links /wheels usage-gateway" in install  # the package from the build stage's wheel
+
+
+def _environment() -> dict[str, str]:
+    pairs = [shlex.split(argument) for keyword, argument in _instructions() if keyword == "ENV"]
+    return dict(item.split("=", 1) for items in pairs for item in items)
+
+
+def test_the_image_ships_graphiqls_files_where_its_setting_points(tmp_path: Path) -> None:
+    # The runtime stage copies the served files out of the web stage's node_modules; the gateway finds
+    # them through USAGE_GATEWAY_WEB_ASSETS_DIR. The same copy, from the checkout's node_modules, here.
+    install = next(a for k, a in _instructions() if k == "RUN" and "copy_assets(" in a)
+    copy = re.search(r"copy_assets\(Path\('([^']+)'\), Path\('([^']+)'\)\)", install)
+    assert copy is not None, install
+    assert f"from=web,source=/web/node_modules,target={copy[1]}" in install
+    assert _environment()[f"{ENV_PREFIX}WEB_ASSETS_DIR"] == copy[2]
+    if not DEFAULT_NODE_MODULES.is_dir():
+        pytest.fail("web/node_modules is not installed: run `make setup` (npm ci in web/)")
+    copy_assets(DEFAULT_NODE_MODULES, tmp_path / "web")
+    assets = WebAssets(tmp_path / "web")
+    assert assets.url("graphiql.js").startswith("/assets/graphiql.js?v=")
+    stages = [a.split() for k, a in _instructions() if k == "FROM"]
+    assert ["${NODE_IMAGE}", "AS", "web"] in stages
+    assert any(k == "RUN" and a.startswith("npm ci --ignore-scripts") for k, a in _instructions())
 
 
 def test_the_build_context_leaves_out_local_state() -> None:

@@ -144,6 +144,15 @@ def test_all_green_exits_0_with_every_line_ok(doctor: Any, env: dict[str, str], 
         assert secret not in run.stdout + run.stderr
 
 
+def test_a_password_in_the_litellm_url_is_not_shown(doctor: Any, litellm_url: str) -> None:
+    password = f"proxy-{secrets.token_hex(6)}"
+    run = doctor(litellm_url=litellm_url.replace("http://", f"http://gateway:{password}@"))
+    # (httpx sends the URL's user and password as Basic auth instead of the master key, as the gateway's
+    # own client would: LiteLLM refuses that, and the activity line says so.)
+    assert run.text("litellm") == f"{litellm_url} answers (HTTP 200 on /health/liveliness)"
+    assert password not in run.stdout
+
+
 def test_json_output(env: dict[str, str], tmp_path: Path) -> None:
     result = run_doctor(env, tmp_path, "--json")
     assert result.returncode == 0, result.stdout + result.stderr

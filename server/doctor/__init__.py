@@ -7,6 +7,7 @@ timeout, not one per check, and the whole run ends within ``deadline_seconds`` w
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from usage_gateway.server.config import ENV_PREFIX, ConfigError, Settings, load_settings
 from usage_gateway.server.doctor.litellm import NAMES as LITELLM_NAMES
@@ -60,7 +62,7 @@ def run_checks(
         (LITELLM_NAMES, lambda: check_litellm(settings.litellm_url, key, step_timeout_seconds)),
     ]
     checks += _side_by_side(groups, deadline_seconds)
-    secrets = configured_secrets(settings)
+    secrets = (*configured_secrets(settings), *_url_passwords(settings.litellm_url, settings.jwt_jwks_url))
     return [check.redacted(secrets) for check in checks]
 
 
@@ -71,7 +73,8 @@ def _settings_read() -> Check:
     source = "the environment and .env" if env_file.is_file() else "the environment (no .env here)"
     names = set(os.environ)
     if env_file.is_file():
-        names.update(_ASSIGNED.findall(env_file.read_text(encoding="utf-8", errors="replace")))
+        with contextlib.suppress(OSError):  # unreadable: the settings could not read it either
+            names.update(_ASSIGNED.findall(env_file.read_text(encoding="utf-8", errors="replace")))
     known = {f"{ENV_PREFIX}{field.upper()}" for field in Settings.model_fields}
     unknown = sorted(
         name for name in names if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
@@ -88,6 +91,19 @@ def _settings_read() -> Check:
         f"read from {source}; not settings, so ignored: {', '.join(guesses)}",
         'fix or remove those names (the README\'s "Settings" lists every setting)',
     )
+
+
+def _url_passwords(*urls: str | None) -> list[str]:
+    """Passwords in URLs that ``configured_secrets`` does not look into (a proxy's basic auth)."""
+    found = []
+    for url in urls:
+        try:
+            password = urlsplit(url).password if url else None
+        except ValueError:
+            continue
+        if password and len(password) >= 4:
+            found += [password, unquote(password)]
+    return found
 
 
 def _tokens(settings: Settings) -> Check:

@@ -30,8 +30,10 @@ Generated from the settings class, `usage_gateway.server.config.Settings`, by
 Edit a field's docstring, not this file: `tests/test_config_reference.py` fails when they differ.
 
 Every setting is an environment variable named `{ENV_PREFIX}` + the setting, or a `NAME=value` line
-of a `.env` file in the working directory (the environment wins). A bad value stops any command with one
-line naming the variable, before anything starts. Booleans are `true`/`false` (also `1`/`0`, `yes`/`no`).
+of a `.env` file in the working directory (the environment wins). A bad value stops `serve` and every
+other command that reads the settings with one line naming the variable, before anything starts
+(`usage-gateway doctor` reports it as a failed check). Booleans are `true`/`false` (also `1`/`0`,
+`yes`/`no`).
 """
 
 _SCALARS: dict[type, str] = {

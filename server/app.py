@@ -28,6 +28,7 @@ from usage_gateway.server.metrics import metrics_route, multiproc_dir
 from usage_gateway.server.pool_metrics import pools_published
 from usage_gateway.server.request_id import RequestIdMiddleware
 from usage_gateway.server.resources import Resources
+from usage_gateway.server.tracing import instrument as instrument_tracing
 from usage_gateway.server.web_assets import WebAssets
 
 log = structlog.get_logger("usage_gateway.app")
@@ -155,5 +156,6 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
     # The request id first: every response carries it, CORS preflights and refusals too.
     middleware = [Middleware(RequestIdMiddleware), *_cors(settings)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    instrument_tracing(app)  # only when OTEL_EXPORTER_OTLP_ENDPOINT asks for it
     app.state.admission = view.admission
     return app

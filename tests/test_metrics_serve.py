@@ -30,10 +30,19 @@ P = "usage_gateway_"
 
 
 @contextmanager
-def serve(database_url: str, litellm_url: str, cwd: Path, *args: str, **settings: str) -> Iterator[str]:
-    """``usage-gateway serve`` with JSON logs to ``cwd/stderr.log``, ready; yields its base URL."""
+def serve(
+    database_url: str,
+    litellm_url: str,
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    **settings: str,
+) -> Iterator[str]:
+    """``usage-gateway serve`` with JSON logs to ``cwd/stderr.log``, ready; yields its base URL. ``env``
+    adds variables other than settings (which are given by name, without the prefix)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != MULTIPROC_DIR}
+    ours = (ENV_PREFIX, "OTEL_", MULTIPROC_DIR)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)} | (env or {})
     env.update(
         {
             f"{ENV_PREFIX}DATABASE_URL": database_url,
@@ -101,6 +110,7 @@ def test_the_request_id_is_in_every_log_line_of_its_request(database_url: str, t
     assert health.headers["x-request-id"] == "probe-7"
     assert missing.status_code == 404
     assert len(missing.headers["x-request-id"]) == 32
+    assert not [line for line in lines if line["event"].startswith("tracing.")]  # no OTEL_* variable
     # The data layer's lines (the day cache read the days of each range from LiteLLM) carry the id of
     # the request they served, the given one and the generated one alike.
     for rid, days in (("trace-0001", RANGE), (generated, {"from": "2026-10-01", "to": "2026-10-02"})):

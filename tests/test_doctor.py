@@ -243,6 +243,28 @@ def test_litellm_unreachable(doctor: Any) -> None:
     _others_ok(run, "litellm", "clock", "activity", "key list")
 
 
+def test_litellm_not_set_warns_and_skips_what_needs_it(doctor: Any) -> None:
+    run = doctor(litellm_url="")
+    assert run.code == 0, run.stdout  # the gateway runs on, serving the days it has stored
+    assert run.lines["litellm"] == (
+        "warn",
+        f"{ENV_PREFIX}LITELLM_URL is not set: only days already stored are served → set it to LiteLLM's base"
+        " URL, e.g. https://litellm.internal:4000",
+    )
+    for name in ("clock", "activity", "key list"):
+        assert run.lines[name] == ("skip", f"needs {ENV_PREFIX}LITELLM_URL")
+
+
+def test_no_way_to_check_tokens_fails(doctor: Any) -> None:
+    run = doctor(jwt_secret="")
+    assert run.code == 1
+    assert run.status("tokens") == "FAIL"
+    assert run.text("tokens").startswith(
+        f"neither {ENV_PREFIX}JWT_SECRET nor {ENV_PREFIX}JWT_JWKS_URL is set: every request is answered 401"
+    )
+    _others_ok(run, "tokens")
+
+
 def test_wrong_master_key(doctor: Any) -> None:
     run = doctor(litellm_master_key="sk-not-the-master-key")
     assert run.code == 1

@@ -26,7 +26,7 @@ from usage_gateway.devtools.litellm_compat import MASTER_KEY, Faults, LiteLLMSto
 from usage_gateway.devtools.local_services import LocalPostgres, free_port
 from usage_gateway.migrations import available
 from usage_gateway.server.config import ENV_PREFIX
-from usage_gateway.server.doctor import Status
+from usage_gateway.server.doctor import Check, Status, run_side_by_side
 from usage_gateway.server.doctor.litellm import clock_check
 
 CLI = str(Path(sys.executable).with_name("usage-gateway"))
@@ -484,3 +484,39 @@ def test_clock_thresholds(their_clock: float, status: str) -> None:
 def test_clock_without_a_usable_date_header_is_a_warning() -> None:
     assert clock_check(None, NOW, NOW).status is Status.WARN
     assert clock_check("yesterday", NOW, NOW).status is Status.WARN
+
+
+def test_a_check_past_the_deadline_fails_without_holding_the_run() -> None:
+    """A group still running at the deadline (a hung DNS lookup, say) fails its first check and skips the
+    rest, while the groups that finished keep their lines."""
+
+    def hung() -> list[Check]:
+        time.sleep(5)
+        return []
+
+    started = time.monotonic()
+    checks = run_side_by_side(
+        [(("quick",), lambda: [Check("quick", Status.OK, "done")]), (("slow", "after"), hung)], 0.5
+    )
+    assert time.monotonic() - started < 2
+    assert checks == [
+        Check("quick", Status.OK, "done"),
+        Check(
+            "slow",
+            Status.FAIL,
+            "no answer within 0.5 s",
+            "is the host reachable from here (firewall, network)?",
+        ),
+        Check("after", Status.SKIP, "needs slow"),
+    ]
+
+
+def test_a_check_that_raises_is_a_line_not_a_traceback() -> None:
+    def broken() -> list[Check]:
+        raise KeyError("surprise")
+
+    checks = run_side_by_side([(("odd", "next"), broken)], 5)
+    assert checks == [
+        Check("odd", Status.FAIL, "the check itself failed (KeyError: 'surprise')"),
+        Check("next", Status.SKIP, "needs odd"),
+    ]

@@ -24,7 +24,7 @@ from usage_gateway.server.doctor.report import Check, Status, failed, render_jso
 from usage_gateway.server.doctor.stores import REDIS_SETTING, check_postgres, check_redis
 from usage_gateway.server.logs import configured_secrets
 
-__all__ = ["Check", "Status", "failed", "render_json", "render_text", "run_checks"]
+__all__ = ["Check", "Status", "failed", "render_json", "render_text", "run_checks", "run_side_by_side"]
 
 STEP_TIMEOUT_SECONDS = 3.0  # one connection, one request
 DEADLINE_SECONDS = 10.0  # the whole run, whatever a server does with our requests
@@ -61,7 +61,7 @@ def run_checks(
         ),
         (LITELLM_NAMES, lambda: check_litellm(settings.litellm_url, key, step_timeout_seconds)),
     ]
-    checks += _side_by_side(groups, deadline_seconds)
+    checks += run_side_by_side(groups, deadline_seconds)
     secrets = (*configured_secrets(settings), *_url_passwords(settings.litellm_url, settings.jwt_jwks_url))
     return [check.redacted(secrets) for check in checks]
 
@@ -129,7 +129,7 @@ def _tokens(settings: Settings) -> Check:
     return Check("tokens", Status.OK, f"checked with {' and '.join(ways)}")
 
 
-def _side_by_side(groups: Sequence[_Group], deadline_seconds: float) -> list[Check]:
+def run_side_by_side(groups: Sequence[_Group], deadline_seconds: float) -> list[Check]:
     """Each group's checks, run in a daemon thread (one that hangs cannot keep the process alive);
     a group unfinished at the deadline fails its first check and skips the others."""
     results: dict[int, list[Check]] = {}

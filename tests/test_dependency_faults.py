@@ -35,6 +35,7 @@ from tests.test_answer_cache import DASHBOARD, DAYS, RANGE, ask, rows_for
 from tests.test_answer_cache import gateway as answering_gateway
 from tests.test_day_cache import day_fetches, spread_rows
 from usage_gateway.datasources.daycache.days import days_between
+from usage_gateway.datasources.daycache.locks import PostgresDayLocks
 from usage_gateway.datasources.daycache.store import DayStore, DayWrite
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.exports import records as exports
@@ -44,7 +45,7 @@ from usage_gateway.datasources.litellm.day_metrics import DayMetrics
 from usage_gateway.datasources.litellm.split import Fact
 from usage_gateway.devtools.litellm_compat import Faults, LiteLLMStore, running_litellm
 from usage_gateway.devtools.local_services import LocalPostgres, LocalRedis, free_port, serving
-from usage_gateway.errors import DatabaseUnavailable
+from usage_gateway.errors import DatabaseUnavailable, UpstreamUnavailable
 from usage_gateway.migrations import apply_migrations
 from usage_gateway.resolvers.viewer import Role
 from usage_gateway.server.app import create_app
@@ -323,6 +324,27 @@ async def test_a_day_write_cut_halfway_leaves_the_previous_version(own_postgres:
         await db.close()
 
 
+async def test_waiting_for_a_postgres_day_lock_is_bounded(database_url: str) -> None:
+    day = date(2026, 3, 1)
+    db = await Database.open(database_url, max_size=2, statement_timeout_ms=30_000)
+    holder = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    try:
+        await holder.execute("SELECT pg_advisory_lock(%s, %s)", (7_250_302, day.toordinal()))
+        started = time.monotonic()
+        with pytest.raises(UpstreamUnavailable, match="timed out waiting for another fetch of 2026-03-01"):
+            async with PostgresDayLocks(db, wait_seconds=0.3).hold([day]):
+                pass
+        assert 0.3 <= time.monotonic() - started < 2.0
+        # The pooled connection has its own statement timeout back.
+        assert await db.fetch_one("SHOW statement_timeout") == ("30s",)
+        await holder.execute("SELECT pg_advisory_unlock_all()")
+        async with PostgresDayLocks(db, wait_seconds=0.3).hold([day]):
+            pass
+    finally:
+        await holder.close()
+        await db.close()
+
+
 # --- Shutdown and exports ---------------------------------------------------------------------------------
 
 _DEAD_REPLICA = """
@@ -343,7 +365,7 @@ async def _export(db: Database, tmp: Path) -> str:
     return record.id
 
 
-async def test_an_export_left_running_by_a_dead_process_fails_at_the_next_start(
+async def test_an_export_left_by_a_dead_process_fails_at_the_next_start(
     database_url: str, tmp_path: Path
 ) -> None:
     db = await Database.open(database_url, max_size=2)
@@ -367,6 +389,9 @@ async def test_an_export_left_running_by_a_dead_process_fails_at_the_next_start(
         assert (await process.stdout.readline()).strip() == b"running"
         process.kill()
         await process.wait()
+        # One its process never started (it died first), one just created by a live replica.
+        stale, fresh = await _export(db, tmp_path), await _export(db, tmp_path)
+        await db.execute("UPDATE exports SET created_at = now() - interval '6 min' WHERE id = %s", (stale,))
         settings = Settings(database_url=database_url, jwt_secret=SECRET, export_dir=tmp_path)
         await asyncio.sleep(0.2)  # Postgres notices the closed connection
         with serving(create_app(settings), lifespan="on"):
@@ -375,6 +400,8 @@ async def test_an_export_left_running_by_a_dead_process_fails_at_the_next_start(
         assert dead_record is not None
         assert dead_record.status == "FAILED"
         assert dead_record.error == exports.STOPPED_MESSAGE
+        assert await _status(db, stale, "FAILED")
+        assert await _status(db, fresh, "PENDING")
         assert live_record is not None
         assert live_record.status == "RUNNING"
         await replica.close()

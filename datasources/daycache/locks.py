@@ -20,6 +20,7 @@ from datetime import date
 from typing import Protocol, TypeVar
 
 import structlog
+from psycopg.errors import QueryCanceled
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 
@@ -91,21 +92,31 @@ class RedisDayLocks:
 
 class PostgresDayLocks:
     """Session advisory locks, all of a batch on one dedicated pooled connection; released if the process
-    dies."""
+    dies. Waiting for another holder is bounded by ``wait_seconds``, as with the Redis locks, not by the
+    statement timeout meant for queries."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, wait_seconds: float = 300.0) -> None:
         self._db = db
+        self._wait_ms = str(round(wait_seconds * 1000))
 
     @contextlib.asynccontextmanager
     async def hold(self, days: Collection[date]) -> AsyncIterator[None]:
         async with self._db.connection() as conn:
             try:
+                await conn.execute("SELECT set_config('statement_timeout', %s, false)", (self._wait_ms,))
                 for day in sorted(set(days)):
-                    await conn.execute(
-                        "SELECT pg_advisory_lock(%s, %s)", (_ADVISORY_NAMESPACE, day.toordinal())
-                    )
+                    try:
+                        await conn.execute(
+                            "SELECT pg_advisory_lock(%s, %s)", (_ADVISORY_NAMESPACE, day.toordinal())
+                        )
+                    except QueryCanceled as exc:
+                        raise UpstreamUnavailable(
+                            f"timed out waiting for another fetch of {day.isoformat()}"
+                        ) from exc
+                await conn.execute("RESET statement_timeout")  # the session's own, from its options
                 yield
             finally:
+                await conn.execute("RESET statement_timeout")
                 # The connection is ours alone while we hold it: every advisory lock on it is one of ours.
                 await conn.execute("SELECT pg_advisory_unlock_all()")
 

@@ -378,6 +378,7 @@ def _failure_message(exc: BaseException) -> str:
 
 # With hashtext(id): the session advisory lock a process holds while it runs that export (see _running).
 RUN_LOCKS = 7_250_303
+ABANDONED_PENDING = timedelta(minutes=5)
 STOPPED_MESSAGE = "the gateway stopped before the export finished; request it again"
 
 
@@ -502,15 +503,18 @@ async def finish_background(grace_seconds: float) -> None:
 
 
 async def fail_abandoned_exports(db: Database) -> list[str]:
-    """Mark FAILED every RUNNING export whose runner is gone (its advisory lock is free: the process
-    died); exports that another live replica runs keep their lock and are left alone. Returns their ids."""
+    """Mark FAILED every export whose runner is gone: RUNNING with its advisory lock free (the process
+    died), or PENDING for longer than :data:`ABANDONED_PENDING` (the process died before starting it: an
+    export starts within the request that created it). Exports that another live replica runs keep their
+    lock and are left alone. Returns the ids."""
     rows = await db.fetch_all(
-        "WITH running AS MATERIALIZED (SELECT id FROM exports WHERE status = 'RUNNING')"
+        "WITH unheld AS MATERIALIZED (SELECT id FROM exports"
+        " WHERE status = 'RUNNING' OR (status = 'PENDING' AND created_at < now() - %s))"
         " UPDATE exports SET status = 'FAILED', error = %s, finished_at = now()"
-        " WHERE status = 'RUNNING' AND id IN"
-        " (SELECT id FROM running WHERE pg_try_advisory_xact_lock(%s, hashtext(id)))"
+        " WHERE status IN ('RUNNING', 'PENDING') AND id IN"
+        " (SELECT id FROM unheld WHERE pg_try_advisory_xact_lock(%s, hashtext(id)))"
         " RETURNING id",
-        (STOPPED_MESSAGE, RUN_LOCKS),
+        (ABANDONED_PENDING, STOPPED_MESSAGE, RUN_LOCKS),
     )
     ids = [str(row[0]) for row in rows]
     if ids:

@@ -442,7 +442,14 @@ async def _status(db: Database, export_id: str, status: str) -> bool:
     return record is not None and record.status == status
 
 
-def test_sigterm_finishes_the_request_in_flight(database_url: str, redis_url: str, tmp_path: Path) -> None:
+_BIG_MONTH = (date(2026, 2, 1), date(2026, 2, 28))
+_FACTS_PER_DAY = 2_000  # 56,000 facts: past INLINE_EXPORT_MAX_FACTS, so the export runs in the background
+_EXPORT_MUTATION = "mutation($f: UsageFilter!) { exportUsage(filter: $f, format: CSV) { id status } }"
+
+
+def _seed_for_shutdown(database_url: str) -> None:
+    """Alice's and Bob's keys (the slow query's days come from LiteLLM) and a stored month of many facts."""
+    assert _FACTS_PER_DAY * 28 > exports.INLINE_EXPORT_MAX_FACTS
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO users (id) VALUES ('u-alice'), ('u-bob')")
         conn.execute(
@@ -450,6 +457,34 @@ def test_sigterm_finishes_the_request_in_flight(database_url: str, redis_url: st
             " VALUES ('key-a', %s, 'u-alice'), ('key-b', %s, 'u-bob')",
             (token_hash("key-a"), token_hash("key-b")),
         )
+        conn.execute(
+            "INSERT INTO usage_facts (date, api_key, litellm_user_id, model, provider, user_id, spend,"
+            " prompt_tokens, completion_tokens, cache_read_input_tokens, cache_creation_input_tokens,"
+            " total_tokens, api_requests, successful_requests, failed_requests, total_response_time_ms,"
+            " timed_requests)"
+            " SELECT d::date, lpad(to_hex(n), 64, '0'), 'u', 'm', 'openai', '', 0.01, 1, 1, 0, 0, 2, 1, 1,"
+            " 0, 10, 1 FROM generate_series(%s::date, %s::date, interval '1 day') AS d,"
+            " generate_series(1, %s) AS n",
+            (*_BIG_MONTH, _FACTS_PER_DAY),
+        )
+        conn.execute(
+            "INSERT INTO usage_days (date, status, fetched_at, verified, fact_count, spend, api_requests,"
+            " total_tokens) SELECT d::date, 'closed', now(), true, %s, %s, %s, %s"
+            " FROM generate_series(%s::date, %s::date, interval '1 day') AS d",
+            (
+                _FACTS_PER_DAY,
+                Decimal("0.01") * _FACTS_PER_DAY,
+                _FACTS_PER_DAY,
+                2 * _FACTS_PER_DAY,
+                *_BIG_MONTH,
+            ),
+        )
+
+
+def test_sigterm_finishes_the_request_in_flight_and_the_background_export(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    _seed_for_shutdown(database_url)
     store = LiteLLMStore(keys=[], users=[], rows=rows_for(DAYS))
     with running_litellm(store, Faults(latency_seconds=0.8)) as url:
         port = free_port()
@@ -476,15 +511,15 @@ def test_sigterm_finishes_the_request_in_flight(database_url: str, redis_url: st
                     if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                         break
                 time.sleep(0.1)
+            headers = {"Authorization": f"Bearer {issue_token(SECRET, 'admin', [Role.ADMIN])}"}
             answers: list[httpx.Response] = []
-            token = issue_token(SECRET, "admin", [Role.ADMIN])
 
             def ask_slowly() -> None:
                 answers.append(
                     httpx.post(
                         f"{base}/graphql",
                         json={"query": DASHBOARD, "variables": RANGE},
-                        headers={"Authorization": f"Bearer {token}"},
+                        headers=headers,
                         timeout=30,
                     )
                 )
@@ -492,13 +527,30 @@ def test_sigterm_finishes_the_request_in_flight(database_url: str, redis_url: st
             asking = threading.Thread(target=ask_slowly)
             asking.start()
             time.sleep(0.8)  # the request is waiting on the slow LiteLLM
+            started = httpx.post(
+                f"{base}/graphql",
+                json={
+                    "query": _EXPORT_MUTATION,
+                    "variables": {"f": {"from": _BIG_MONTH[0].isoformat(), "to": _BIG_MONTH[1].isoformat()}},
+                },
+                headers=headers,
+                timeout=30,
+            ).json()
+            assert "errors" not in started, started
+            export = started["data"]["exportUsage"]
+            assert export["status"] in ("PENDING", "RUNNING")  # went to the background
+            with psycopg.connect(database_url) as conn:  # and is still being written
+                status = conn.execute("SELECT status FROM exports WHERE id = %s", (export["id"],)).fetchone()
+            assert status in (("PENDING",), ("RUNNING",))
             assert not answers
             server.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
             asking.join(30)
             # uvicorn raises the signal again once it has shut down gracefully: killed by SIGTERM, on time.
             assert server.wait(30) == -signal.SIGTERM
-            figure("SIGTERM -> process exited (one request in flight)", time.monotonic() - signalled)
+            figure(
+                "SIGTERM -> process exited (a request and an export in flight)", time.monotonic() - signalled
+            )
         finally:
             if server.poll() is None:
                 server.kill()
@@ -508,3 +560,11 @@ def test_sigterm_finishes_the_request_in_flight(database_url: str, redis_url: st
     body = answer.json()
     assert "errors" not in body, body
     assert body["data"]["usage"]["totals"]["requests"] == 12
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT status, row_count, path FROM exports WHERE id = %s", (export["id"],)
+        ).fetchone()
+    assert row is not None
+    assert row[0] == "DONE", row  # finished within the grace period, not left RUNNING
+    assert row[1] == 28 * _FACTS_PER_DAY  # one row per fact: every fact has its own key
+    assert (tmp_path / row[2]).stat().st_size > 0

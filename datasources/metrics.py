@@ -9,6 +9,7 @@ counting on a hot path costs a dictionary lookup and an increment.
 
 from __future__ import annotations
 
+import time
 from functools import cache
 
 from prometheus_client import Counter, Histogram
@@ -22,7 +23,8 @@ _EXPORT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 
 LITELLM_REQUESTS = Counter(
     PREFIX + "litellm_requests",
-    "HTTP requests sent to LiteLLM (each attempt of a retried request counts), by endpoint path.",
+    "HTTP requests to LiteLLM that got an answer or failed (each attempt of a retried request counts),"
+    " by endpoint path.",
     ["endpoint"],
 )
 LITELLM_ERRORS = Counter(
@@ -76,9 +78,19 @@ for _verified in ("true", "false"):
 
 
 @cache
-def litellm_children(endpoint: str) -> tuple[Counter, Histogram]:
+def _litellm_children(endpoint: str) -> tuple[Counter, Histogram]:
     """The request counter and the latency histogram of one endpoint, bound once."""
     return LITELLM_REQUESTS.labels(endpoint), LITELLM_DURATION.labels(endpoint)
+
+
+def litellm_done(endpoint: str, started: float, failure: str | None = None) -> None:
+    """Count a LiteLLM request that got an answer, or failed for ``failure``, ``started`` at that
+    ``perf_counter()``. One abandoned before either (its batch failed elsewhere) is not counted."""
+    requests, duration = _litellm_children(endpoint)
+    requests.inc()
+    duration.observe(time.perf_counter() - started)
+    if failure is not None:
+        litellm_error(endpoint, failure)
 
 
 def litellm_error(endpoint: str, reason: str) -> None:

@@ -12,11 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
+import tests.test_unverified_days as UNVERIFIED
 from tests.api_client import LITELLM_MASTER_KEY, SECRET
+from tests.gateway_harness import clock_at, long_after
 from tests.metrics_scrape import Samples, changes, key, labelled, parse, value
 from tests.test_answer_cache import DAYS, RANGE, litellm, rows_for
+from tests.usage_from_rows import litellm_gateway
 from usage_gateway.datasources.litellm.client import DAILY_ACTIVITY, DAILY_AGGREGATED
-from usage_gateway.devtools.litellm_compat import LiteLLMStore
+from usage_gateway.devtools.litellm_compat import Faults, LiteLLMStore, running_litellm
 from usage_gateway.devtools.local_services import serving
 from usage_gateway.resolvers.viewer import Role
 from usage_gateway.server.app import create_app
@@ -183,3 +186,64 @@ async def test_metrics_token_guards_the_endpoint_when_set(token: str) -> None:
 async def test_metrics_can_be_turned_off() -> None:
     response = await scrape_in_process(Settings(jwt_secret=SECRET, metrics_enabled=False))
     assert response.status_code == 404
+
+
+async def test_unverified_days_and_litellm_errors_are_counted(database_url: str, redis_url: str) -> None:
+    """One date whose /aggregated totals disagree with its pages (stored unverified after every read
+    the day cache allows), and one answer of HTTP 500 (retried): each counted where it belongs."""
+    days, skewed = UNVERIFIED.DAYS, UNVERIFIED.SKEWED
+    faults = Faults(skew_aggregated_dates={skewed.isoformat()}, fail_next=1, fail_paths=[DAILY_AGGREGATED])
+    store = LiteLLMStore(keys=[], users=[], rows=UNVERIFIED.ROWS)
+    with running_litellm(store, faults) as url:
+        clock = clock_at(long_after(days[-1]))
+        async with litellm_gateway(database_url, redis_url, url, clock=clock) as gw:
+            before = parse((await gw.client.get("/metrics")).text)
+            body = await gw.data(UNVERIFIED.QUERY, {"filter": UNVERIFIED.RANGE})
+            after = parse((await gw.client.get("/metrics")).text)
+    assert body["usage"]["freshness"]["unverifiedDays"] == [skewed.isoformat()]
+    moved = changes(before, after, P)
+    assert labelled(moved, P + "days_fetched_total") == {
+        key(verified="true"): len(days) - 1,
+        key(verified="false"): 1,
+    }
+    assert labelled(moved, P + "days_read_total") == {
+        key(state="closed"): len(days) - 1,
+        key(state="unverified"): 1,
+    }
+    failed = [record for record in store.request_log if record.status == 500]
+    assert len(failed) == 1
+    assert labelled(moved, P + "litellm_errors_total") == {
+        key(endpoint=DAILY_AGGREGATED, reason="http_5xx"): 1
+    }
+    sent = {path: len(store.requests_for(path)) for path in (DAILY_ACTIVITY, DAILY_AGGREGATED)}
+    assert sent[DAILY_AGGREGATED] > 1
+    assert labelled(moved, P + "litellm_requests_total") == {key(endpoint=p): n for p, n in sent.items()}
+    assert labelled(moved, P + "day_fetch_failures_total") == {}
+
+
+async def test_days_litellm_cannot_deliver_are_counted_missing(database_url: str, redis_url: str) -> None:
+    days = UNVERIFIED.DAYS
+    faults = Faults(failure_rate=1.0, fail_paths=[DAILY_ACTIVITY])
+    store = LiteLLMStore(keys=[], users=[], rows=UNVERIFIED.ROWS)
+    with running_litellm(store, faults) as url:
+        clock = clock_at(long_after(days[-1]))
+        async with litellm_gateway(database_url, redis_url, url, clock=clock) as gw:
+            before = parse((await gw.client.get("/metrics")).text)
+            body = await gw.query(UNVERIFIED.QUERY, {"filter": UNVERIFIED.RANGE})
+            after = parse((await gw.client.get("/metrics")).text)
+    assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    moved = changes(before, after, P)
+    assert labelled(moved, P + "day_fetch_failures_total") == {key(): len(days)}
+    assert labelled(moved, P + "days_read_total") == {key(state="missing"): len(days)}
+    assert labelled(moved, P + "days_fetched_total") == {}
+    # Every answered activity request was a 500. A failed request cancels the rest of its batch; one
+    # cancelled before its answer is not counted, though LiteLLM may have logged it.
+    answered = labelled(moved, P + "litellm_requests_total")[key(endpoint=DAILY_ACTIVITY)]
+    errors = labelled(moved, P + "litellm_errors_total")
+    assert errors == {key(endpoint=DAILY_ACTIVITY, reason="http_5xx"): answered}
+    logged = [record.status for record in store.requests_for(DAILY_ACTIVITY)]
+    assert set(logged) == {500}
+    # Each single day failed twice (LITELLM_RETRIES=1) before it was given up, after the larger batches.
+    assert 2 * len(days) < answered <= len(logged)
+    durations = labelled(moved, P + "litellm_request_duration_seconds_count")
+    assert durations == labelled(moved, P + "litellm_requests_total")

@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from usage_gateway.datasources.litellm.day_metrics import DayMetrics
 from usage_gateway.datasources.litellm.wire import ActivityPage, KeyMetadata, SentDay, SentMetrics, decoder
-from usage_gateway.datasources.metrics import litellm_children, litellm_error
+from usage_gateway.datasources.metrics import litellm_done, litellm_error
 from usage_gateway.errors import UpstreamRejected, UpstreamUnavailable
 
 log = structlog.get_logger(__name__)
@@ -225,23 +225,19 @@ class LiteLLMClient:
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _get_once(self, path: str, params: Mapping[str, str]) -> bytes:
-        requests, duration = litellm_children(path)
         async with self._slots:
-            requests.inc()
             started = time.perf_counter()
             try:
                 response = await self._http.get(path, params=params)
             except httpx.TimeoutException:
-                duration.observe(time.perf_counter() - started)
-                litellm_error(path, "timeout")
+                litellm_done(path, started, "timeout")
                 log.warning("litellm.timeout", path=path)
                 raise _Transient("timed out") from None
             except httpx.TransportError as exc:
-                duration.observe(time.perf_counter() - started)
-                litellm_error(path, "connection")
+                litellm_done(path, started, "connection")
                 log.warning("litellm.connection_error", path=path, error=type(exc).__name__)
                 raise _Transient(f"connection error ({type(exc).__name__})") from None
-            duration.observe(time.perf_counter() - started)
+            litellm_done(path, started)
         if response.status_code >= 500:
             litellm_error(path, "http_5xx")
             log.warning("litellm.server_error", path=path, status=response.status_code)

@@ -59,6 +59,7 @@ from usage_gateway.server.graphql_http import (
     unparsable,
 )
 from usage_gateway.server.metrics import (
+    INTERNAL,
     OK,
     REFUSED,
     UNKNOWN,
@@ -153,7 +154,11 @@ class GraphQLView(GraphQL[Context, None]):
                 return
             receive = replay(body, receive)
         request = Request(scope, receive)
-        response = await self._respond(request, body)
+        try:
+            response = await self._respond(request, body)
+        except Exception:  # answered 500 by the request-id middleware; counted as what it is
+            self._metrics.observe(self._operation(body), INTERNAL, time.perf_counter() - started)
+            raise
         outcome = getattr(request.state, "outcome", None)
         if outcome is not None:  # None: the GraphiQL page, not an operation
             self._metrics.observe(self._operation(body), outcome, time.perf_counter() - started)

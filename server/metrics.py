@@ -26,7 +26,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 
-import structlog
 from prometheus_client import REGISTRY, Counter, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
@@ -42,13 +41,12 @@ from usage_gateway.server.pool_metrics import PoolCollector
 from usage_gateway.server.resources import Resources
 from usage_gateway.server.responses import error_response
 
-log = structlog.get_logger("usage_gateway.metrics")
-
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 MAX_OPERATION_NAMES = 50
 MAX_OPERATION_NAME_LENGTH = 64
 ANONYMOUS, UNKNOWN, OTHER = "anonymous", "unknown", "other"
 OK, REFUSED, OVERLOADED, ERROR = "ok", "refused", "overloaded", "error"
+INTERNAL = "INTERNAL"  # an unhandled exception: the client got HTTP 500
 
 # From an answer-cache hit (about 1 ms) to the operation timeout (30 s by default).
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -11,6 +11,7 @@ from tests.api_client import Gateway, open_gateway, seed_days
 from tests.metrics_scrape import Samples, changes, key, labelled, parse
 from tests.test_admission import Blocked, day, totals_of, until
 from usage_gateway.resolvers import usage as usage_resolvers
+from usage_gateway.server.graphql_view import GraphQLView
 from usage_gateway.server.metrics import ERROR, OK, OVERLOADED, outcome_of, outcome_of_errors
 
 REQUESTS = "usage_gateway_graphql_requests_total"
@@ -104,3 +105,20 @@ async def test_a_client_cannot_grow_the_operation_label_past_its_bound(database_
     assert len(moved) == 51
     assert moved[key(operation="other", outcome="ok")] == 10
     assert sum(moved.values()) == 60
+
+
+async def test_an_unhandled_error_is_counted_internal(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    async with open_gateway(database_url) as gw:
+        before = await scrape(gw)
+        monkeypatch.setattr(GraphQLView, "_context", broken)
+        with pytest.raises(RuntimeError, match="a bug"):  # the test client re-raises what the app raised
+            await gw.post("query Boom { viewer { id } }")
+        after = await scrape(gw)
+    assert labelled(changes(before, after, REQUESTS), REQUESTS) == {
+        key(operation="unknown", outcome="INTERNAL"): 1
+    }

@@ -2,9 +2,9 @@
 
 It starts a private PostgreSQL (and Redis when ``redis-server`` exists), fills the gateway's directory,
 serves a LiteLLM-compatible API over a seeded data set (:mod:`~usage_gateway.devtools.demo_data`) that
-fails a few percent of requests as a real upstream does, and serves the gateway with GraphiQL. It prints
-the URL and tokens, warms the day cache in the background, and on Ctrl-C or SIGTERM stops everything it
-started and removes its temporary directories.
+fails a few percent of requests as a real upstream does, and serves the gateway with GraphiQL and the
+dashboard. It prints the URL and tokens, warms the day cache in the background, and on Ctrl-C or SIGTERM
+stops everything it started and removes its temporary directories.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from usage_gateway.devtools.local_services import (
 from usage_gateway.migrations import apply_migrations
 from usage_gateway.server.app import create_app
 from usage_gateway.server.config import ConfigError, Settings, load_settings
+from usage_gateway.server.dashboard import DashboardStart, dashboard_response
 from usage_gateway.server.graphiql import GraphiQLStart, graphiql_response
 from usage_gateway.server.logs import configure_logging
 from usage_gateway.server.tokens import issue_token
@@ -57,6 +58,7 @@ from usage_gateway.server.web_assets import WebAssets
 TOKEN_TTL = timedelta(hours=24)
 SECRET_FILE = Path("var/demo-jwt-secret")  # relative to the working directory, as the export folder is
 GRAPHIQL_LOGIN_PATH = "/demo/graphiql"
+DASHBOARD_LOGIN_PATH = "/demo/dashboard"
 UPSTREAM_FAILURE_RATE = 0.02
 _USER_COLUMNS = ("id", "username", "email", "role", "department", "created_at")
 _KEY_COLUMNS = (
@@ -100,6 +102,7 @@ class _Ready:
     url: str
     admin_token: str
     login_code: str
+    dashboard_code: str
     user_id: str
     user_token: str
     today: date
@@ -165,6 +168,7 @@ def run_demo(host: str, port: int, *, seed: int) -> int:
                 litellm_url=litellm_url,
                 litellm_master_key=MASTER_KEY,
                 graphiql=True,
+                dashboard=True,
                 introspection=True,
                 jwt_secret=jwt_secret,
                 host=host,
@@ -263,6 +267,7 @@ def _tokens(secret: str, settings: Settings, data: DemoData) -> _Ready:
         user_id=heavy,
         user_token=issue_token(secret, heavy, ["user"], TOKEN_TTL),
         login_code=secrets.token_urlsafe(16),
+        dashboard_code=secrets.token_urlsafe(16),
         today=max(date.fromisoformat(row["date"]) for row in data.rows),
     )
 
@@ -275,6 +280,44 @@ def _examples_url(ready: _Ready) -> str:
 
 def login_url(ready: _Ready) -> str:
     return f"{ready.url.removesuffix('/graphql')}{GRAPHIQL_LOGIN_PATH}?code={ready.login_code}"
+
+
+def dashboard_login_url(ready: _Ready) -> str:
+    return f"{ready.url.removesuffix('/graphql')}{DASHBOARD_LOGIN_PATH}?code={ready.dashboard_code}"
+
+
+class DashboardLogin:
+    """The demo's dashboard link: ``/demo/dashboard?code=…`` with a one-time code. Its page is the
+    dashboard with the admin token in its start-up block: the page keeps it in the browser's storage and
+    shows ``/``, so the token is in no address and no log. Every other path goes on to ``app``."""
+
+    def __init__(self, app: ASGIApp, ready: _Ready, assets: WebAssets) -> None:
+        self.app = app
+        self.ready = ready
+        self.assets = assets
+        self._code: str | None = ready.dashboard_code
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != DASHBOARD_LOGIN_PATH:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        code = request.query_params.get("code", "")
+        if request.method != "GET" or self._code is None or not secrets.compare_digest(code, self._code):
+            response: Response = HTMLResponse(
+                "<p>This dashboard link is not valid or was used already: it works once. The browser that "
+                'opened it stays signed in (<a href="/">the dashboard</a>); elsewhere, sign in there with '
+                "the token the demo printed.</p>",
+                status_code=410,
+            )
+        else:
+            self._code = None
+            response = dashboard_response(
+                self.assets, DashboardStart(token=self.ready.admin_token, location="/")
+            )
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        await response(scope, receive, send)
 
 
 class GraphiQLLogin:
@@ -315,6 +358,7 @@ class GraphiQLLogin:
 
 def _banner(ready: _Ready, seconds: float) -> None:
     _say(f"\nReady in {seconds:.1f} s.")
+    _say(f"Dashboard: {ready.url.removesuffix('/graphql')}/")
     _say(f"GraphiQL: {ready.url}")
     _say(f"Admin token: {ready.admin_token}")
     _say(f"User token ({ready.user_id}, role user): {ready.user_token}")
@@ -323,6 +367,8 @@ def _banner(ready: _Ready, seconds: float) -> None:
     _say(f"Tokens are signed with the secret in {SECRET_FILE} (kept across restarts; delete it to revoke).")
     _say("GraphiQL with the example queries and the admin header set (the link works once):")
     _say(login_url(ready))
+    _say("The dashboard, signed in as the admin (the link works once):")
+    _say(dashboard_login_url(ready))
     _say("Press Ctrl-C to stop.\n")
 
 
@@ -367,8 +413,9 @@ async def _missing_days(client: httpx.AsyncClient, url: str, first: date, last: 
 async def _serve(
     settings: Settings, listener: socket.socket, stop: _StopSignals, ready: _Ready, started: float
 ) -> int:
+    assets = WebAssets(settings.web_assets_dir)
     config = uvicorn.Config(
-        GraphiQLLogin(create_app(settings), ready, WebAssets(settings.web_assets_dir)),
+        DashboardLogin(GraphiQLLogin(create_app(settings), ready, assets), ready, assets),
         log_config=None,
         access_log=False,
         lifespan="on",

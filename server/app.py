@@ -21,6 +21,7 @@ from usage_gateway.resolvers.limits import Limits
 from usage_gateway.schema.schema import build_schema
 from usage_gateway.server.admission import Admission
 from usage_gateway.server.config import Settings
+from usage_gateway.server.dashboard import dashboard_route
 from usage_gateway.server.downloads import download_route, expire_exports_periodically, link_signer
 from usage_gateway.server.graphql_view import GraphQLView
 from usage_gateway.server.health import healthz, readiness
@@ -107,7 +108,8 @@ def _cors(settings: Settings) -> list[Middleware]:
 
 def create_app(settings: Settings, *, resources: Resources | None = None) -> Starlette:
     """The Starlette app: ``/graphql`` (behind admission control, ``app.state.admission``),
-    ``/exports/{id}``, ``/healthz``, ``/readyz``, ``/metrics`` (unless METRICS_ENABLED is false).
+    ``/exports/{id}``, ``/healthz``, ``/readyz``, ``/metrics`` (unless METRICS_ENABLED is false), and with
+    DASHBOARD the usage dashboard on ``/`` (its assets, like GraphiQL's, under ``/assets/``).
 
     Its lifespan opens :class:`Resources` from ``settings`` and closes them; ``resources`` given here
     (tests) are used as they are and left open.
@@ -117,8 +119,9 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
     limits = limits_from(settings)
     schema = build_schema(introspection=settings.introspection or settings.graphiql, limits=limits)
     links = link_signer(settings)  # one signer for the view that makes the links and the route that checks
-    assets = WebAssets(settings.web_assets_dir) if settings.graphiql else None
-    view = GraphQLView(schema, settings, held.get, limits, Admission.from_settings(settings), links, assets)
+    assets = WebAssets(settings.web_assets_dir) if settings.graphiql or settings.dashboard else None
+    graphiql = assets if settings.graphiql else None
+    view = GraphQLView(schema, settings, held.get, limits, Admission.from_settings(settings), links, graphiql)
 
     async def ready(_: Request) -> Response:
         return await readiness(held.resources)
@@ -152,6 +155,7 @@ def create_app(settings: Settings, *, resources: Resources | None = None) -> Sta
         Route("/readyz", ready),
         *([metrics_route(settings, lambda: held.resources)] if settings.metrics_enabled else []),
         *([assets.route()] if assets is not None else []),
+        *([dashboard_route(assets)] if assets is not None and settings.dashboard else []),
     ]
     # The request id first: every response carries it, CORS preflights and refusals too.
     middleware = [Middleware(RequestIdMiddleware), *_cors(settings)]

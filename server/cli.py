@@ -44,10 +44,11 @@ def _settings() -> Settings:
 
 
 def _require_web_assets(settings: Settings) -> None:
-    """Exit with one line unless the browser pages' assets are installed (only GraphiQL needs them)."""
+    """Exit with one line unless the browser pages' assets are installed (GraphiQL and the dashboard
+    need them)."""
     from usage_gateway.server.web_assets import AssetsMissing, WebAssets
 
-    if settings.graphiql:
+    if settings.graphiql or settings.dashboard:
         try:
             WebAssets(settings.web_assets_dir)
         except AssetsMissing as exc:

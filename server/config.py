@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     """Longest life of a download link; never past its export's expiry."""
     graphiql: bool = False
     """Serve GraphiQL on `GET /graphql`."""
+    dashboard: bool = False
+    """Serve the admin usage dashboard on `GET /` (a page on the public GraphQL API; the demo turns it on)."""
     web_assets_dir: Path | None = None
     """Where the browser pages' npm packages are. Unset: `web/node_modules` of the checkout."""
     introspection: bool = False

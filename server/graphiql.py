@@ -23,6 +23,10 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+GRAPHIQL_STYLES = ("graphiql.css", "graphiql-explorer.css")
+GRAPHIQL_SCRIPTS = ("react.js", "react-dom.js", "graphiql.js", "graphiql-explorer.js", "graphiql-page.js")
+
+
 @dataclass(frozen=True)
 class GraphiQLStart:
     """How the page starts: the header editor's first value and the address the page then shows."""
@@ -36,13 +40,9 @@ def _page(assets: WebAssets, endpoint: str, start: GraphiQLStart) -> str:
     # "</" cannot end the JSON block early once escaped; the block is data, never run.
     config_json = json.dumps(config).replace("</", "<\\/")
     styles = "".join(
-        f'<link rel="stylesheet" href="{html.escape(assets.url(name))}">'
-        for name in ("graphiql.css", "graphiql-explorer.css")
+        f'<link rel="stylesheet" href="{html.escape(assets.url(name))}">' for name in GRAPHIQL_STYLES
     )
-    scripts = "".join(
-        f'<script src="{html.escape(assets.url(name))}"></script>'
-        for name in ("react.js", "react-dom.js", "graphiql.js", "graphiql-explorer.js", "graphiql-page.js")
-    )
+    scripts = "".join(f'<script src="{html.escape(assets.url(name))}"></script>' for name in GRAPHIQL_SCRIPTS)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

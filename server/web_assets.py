@@ -19,6 +19,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+# The dashboard's own scripts (server/static/dashboard/), in the order its page loads them: plain scripts
+# sharing one namespace rather than ES modules, so that every link carries its digest and a warm visit
+# asks for no asset at all (modules importing each other by relative URL would need revalidation).
+DASHBOARD_SCRIPTS = (
+    "format.js", "state.js", "api.js", "filters.js", "cards.js", "trend.js", "tables.js", "actions.js",
+    "app.js",
+)  # fmt: skip
 # Public name → path under node_modules (a third-party file) or under server/static (our own, "static:").
 ASSETS: dict[str, str] = {
     "react.js": "react/umd/react.production.min.js",
@@ -28,6 +35,8 @@ ASSETS: dict[str, str] = {
     "graphiql-explorer.js": "@graphiql/plugin-explorer/dist/index.umd.js",
     "graphiql-explorer.css": "@graphiql/plugin-explorer/dist/style.css",
     "graphiql-page.js": "static:graphiql-page.js",
+    "chart.js": "chart.js/dist/chart.umd.js",
+    **{f"dashboard-{name}": f"static:dashboard/{name}" for name in ("dashboard.css", *DASHBOARD_SCRIPTS)},
 }
 _OWN_PREFIX = "static:"
 _MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}

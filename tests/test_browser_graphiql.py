@@ -12,7 +12,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import PageLog, admin_token, launched_chromium, served_gateway
-from usage_gateway.server.web_assets import ASSETS
+from usage_gateway.server.graphiql import GRAPHIQL_SCRIPTS, GRAPHIQL_STYLES
+
+GRAPHIQL_ASSETS = (*GRAPHIQL_STYLES, *GRAPHIQL_SCRIPTS)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,7 @@ def test_graphiql_renders_and_runs_a_query_with_only_the_gateway_reachable(
         # The schema request made before the token was typed is refused (401); nothing else failed.
         assert log.errors_but_unauthenticated() == []
         served = {urlsplit(request).path for request in log.requests}
-        assert {f"/assets/{name}" for name in ASSETS} <= served
+        assert {f"/assets/{name}" for name in GRAPHIQL_ASSETS} <= served
 
         # The header stays in this browser (GraphiQL's storage), not in the address.
         page.reload()
@@ -110,7 +112,7 @@ def test_the_page_allows_scripts_from_the_gateway_only(database_url: str) -> Non
         assert "script-src 'self';" in policy
         assert "connect-src 'self'" in policy
         assert "http" not in page.text.split("</head>")[0].replace("http-equiv", "")
-        for name in ASSETS:
+        for name in GRAPHIQL_ASSETS:
             link = page.text.split(f"/assets/{name}?v=", 1)[1].split('"', 1)[0]
             asset = httpx.get(f"{url}/assets/{name}?v={link}", headers={"Accept-Encoding": "gzip"})
             assert asset.status_code == 200, name

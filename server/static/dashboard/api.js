@@ -1,0 +1,95 @@
+// The GraphQL documents the page sends (fixed strings: the gateway prepares and caches each once) and
+// the one function that sends them. A view is one request: `@include` variables pick what is drawn.
+"use strict";
+UG.api = (function () {
+  var config = JSON.parse(document.getElementById("dashboard-config").textContent);
+  var ROW = "spend spendExact requests successRate totalTokens averageLatencyMs";
+  var SERIES = "timeSeries(granularity: $granularity) { metrics { spend requests } }";
+  var PAGE = "(first: $first, after: $after, orderBy: $order)";
+
+  var DASHBOARD = [
+    "query Dashboard($filter: UsageFilter!, $from: Date!, $to: Date!, $granularity: Granularity!,",
+    "  $options: Boolean!, $everyone: Boolean!, $stackModel: Boolean!, $stackProvider: Boolean!,",
+    "  $tableUser: Boolean!, $tableModel: Boolean!, $tableProvider: Boolean!, $tableKey: Boolean!,",
+    "  $first: Int!, $after: String, $order: UsageOrder) {",
+    "  viewer { id roles }",
+    "  filterOptions(from: $from, to: $to) @include(if: $options) {",
+    "    users @include(if: $everyone) { id username email }",
+    "    apiKeys { id name keyAlias user { id } }",
+    "    models",
+    "    providers",
+    "  }",
+    "  usage(filter: $filter) {",
+    "    from",
+    "    to",
+    "    totals { ...Card }",
+    "    previousPeriod { ...Card }",
+    "    timeSeries(granularity: $granularity) { date from to metrics { spend requests } }",
+    "    stackModels: byModel(first: 8) @include(if: $stackModel) { totalCount nodes { model " + SERIES + " } }",
+    "    stackProviders: byProvider(first: 8) @include(if: $stackProvider) { totalCount nodes { provider " + SERIES + " } }",
+    "    byUser" + PAGE + " @include(if: $tableUser) {",
+    "      totalCount pageInfo { hasNextPage endCursor }",
+    "      nodes { userId share lastActiveDate user { username email department } metrics { " + ROW + " } }",
+    "    }",
+    "    byModel" + PAGE + " @include(if: $tableModel) {",
+    "      totalCount pageInfo { hasNextPage endCursor }",
+    "      nodes { model providers share metrics { " + ROW + " } }",
+    "    }",
+    "    byProvider" + PAGE + " @include(if: $tableProvider) {",
+    "      totalCount pageInfo { hasNextPage endCursor }",
+    "      nodes { provider models share metrics { " + ROW + " } }",
+    "    }",
+    "    byApiKey" + PAGE + " @include(if: $tableKey) {",
+    "      totalCount pageInfo { hasNextPage endCursor }",
+    "      nodes { apiKeyId tokenHashPrefix share lastActiveDate apiKey { name keyAlias revoked } user { id username } metrics { " + ROW + " } }",
+    "    }",
+    "    freshness { complete days closedDays openDays missingDays unverifiedDays asOf }",
+    "  }",
+    "}",
+    "fragment Card on UsageMetrics {",
+    "  spend spendExact requests successfulRequests failedRequests successRate totalTokens",
+    "  averageLatencyMs activeUsers activeApiKeys",
+    "}",
+  ].join("\n");
+
+  var VIEWER = "query Viewer { viewer { id roles } }";
+  var REFRESH = "mutation RefreshToday { refreshToday { days refreshedAt changed } }";
+  var EXPORT_FIELDS = "id status format rowCount byteSize downloadUrl error";
+  var EXPORT = "mutation Export($filter: UsageFilter!, $format: ExportFormat!) { exportUsage(filter: $filter, format: $format) { " + EXPORT_FIELDS + " } }";
+  var EXPORT_PROGRESS = "query ExportProgress($id: ID!) { export(id: $id) { " + EXPORT_FIELDS + " } }";
+
+  // An answer: `data`, the errors' messages and codes, and the gateway's warnings.
+  function send(token, query, variables) {
+    return fetch(config.endpoint, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+      body: JSON.stringify({ query: query, variables: variables || {} }),
+      cache: "no-store",
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        var errors = (body.errors || []).map(function (error) {
+          return { message: error.message, code: (error.extensions || {}).code || "" };
+        });
+        if (!response.ok && errors.length === 0) {
+          errors.push({ message: "The gateway answered " + response.status + ".", code: response.status === 401 ? "UNAUTHENTICATED" : "" });
+        }
+        return {
+          status: response.status,
+          data: body.data || null,
+          errors: errors,
+          warnings: ((body.extensions || {}).warnings || []).map(function (w) { return w.message || String(w); }),
+        };
+      });
+    });
+  }
+
+  return {
+    config: config,
+    DASHBOARD: DASHBOARD,
+    viewer: function (token) { return send(token, VIEWER); },
+    dashboard: function (token, variables) { return send(token, DASHBOARD, variables); },
+    refreshToday: function (token) { return send(token, REFRESH); },
+    exportUsage: function (token, filter, format) { return send(token, EXPORT, { filter: filter, format: format }); },
+    exportProgress: function (token, id) { return send(token, EXPORT_PROGRESS, { id: id }); },
+  };
+})();

@@ -1,0 +1,156 @@
+// The filter pickers (users, keys, models, providers) and the chips of the active filters. Keys cascade
+// from the chosen users: with users chosen, only their keys are offered.
+"use strict";
+UG.filters = (function () {
+  var LIMIT = 200; // options drawn at once; the search box narrows longer lists
+  var KINDS = [
+    { name: "users", label: "Users", admin: true },
+    { name: "keys", label: "Keys" },
+    { name: "models", label: "Models" },
+    { name: "providers", label: "Providers" },
+  ];
+
+  function element(tag, attributes, text) {
+    var node = document.createElement(tag);
+    Object.keys(attributes || {}).forEach(function (name) { node.setAttribute(name, attributes[name]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function userLabel(user) {
+    return user.username || user.email || user.id;
+  }
+
+  function keyLabel(key) {
+    return key.keyAlias || key.name || key.id;
+  }
+
+  // [{value, label, hint}] for each kind, from `filterOptions`.
+  function choices(options, view) {
+    if (!options) return { users: [], keys: [], models: [], providers: [] };
+    var chosenUsers = view.users;
+    var keys = options.apiKeys.filter(function (key) {
+      return chosenUsers.length === 0 || (key.user && chosenUsers.indexOf(key.user.id) >= 0);
+    });
+    return {
+      users: (options.users || []).map(function (user) {
+        return { value: user.id, label: userLabel(user), hint: user.email && user.username ? user.email : "" };
+      }).sort(byLabel),
+      keys: keys.map(function (key) {
+        return { value: key.id, label: keyLabel(key), hint: key.user ? key.user.id : "" };
+      }).sort(byLabel),
+      models: options.models.map(function (model) { return { value: model, label: model, hint: "" }; }),
+      providers: options.providers.map(function (provider) { return { value: provider, label: provider, hint: "" }; }),
+    };
+  }
+
+  function byLabel(a, b) {
+    return a.label.localeCompare(b.label);
+  }
+
+  function labelOf(kindChoices, value) {
+    for (var i = 0; i < kindChoices.length; i += 1) {
+      if (kindChoices[i].value === value) return kindChoices[i].label;
+    }
+    return value;
+  }
+
+  function picker(kind, list, selected, onChange) {
+    var details = element("details", { class: "picker", "data-filter": kind.name });
+    var count = selected.length ? " (" + selected.length + ")" : "";
+    var summary = element("summary", {}, kind.label + count);
+    if (selected.length) summary.classList.add("active");
+    details.appendChild(summary);
+    var box = element("div", { class: "picker-box" });
+    var searchId = "filter-search-" + kind.name;
+    var searchLabel = element("label", { for: searchId, class: "sr" }, "Search " + kind.label.toLowerCase());
+    var search = element("input", { type: "search", id: searchId, placeholder: "Search " + kind.label.toLowerCase() + "…", autocomplete: "off" });
+    var listBox = element("fieldset", { class: "picker-list" });
+    listBox.appendChild(element("legend", { class: "sr" }, kind.label));
+    var more = element("p", { class: "muted small" });
+    box.appendChild(searchLabel);
+    box.appendChild(search);
+    box.appendChild(listBox);
+    box.appendChild(more);
+    var clear = element("button", { type: "button", class: "quiet small" }, "Clear");
+    clear.disabled = selected.length === 0;
+    clear.addEventListener("click", function () { onChange(kind.name, []); });
+    box.appendChild(clear);
+    details.appendChild(box);
+
+    function draw() {
+      var needle = search.value.trim().toLowerCase();
+      listBox.querySelectorAll("label").forEach(function (node) { node.remove(); });
+      var matching = list.filter(function (item) {
+        return !needle || (item.label + " " + item.value + " " + item.hint).toLowerCase().indexOf(needle) >= 0;
+      });
+      matching.slice(0, LIMIT).forEach(function (item) {
+        var label = element("label", { class: "option" });
+        var box = element("input", { type: "checkbox", value: item.value });
+        box.checked = selected.indexOf(item.value) >= 0;
+        box.addEventListener("change", function () {
+          var next = selected.filter(function (value) { return value !== item.value; });
+          if (box.checked) next.push(item.value);
+          onChange(kind.name, next);
+        });
+        label.appendChild(box);
+        label.appendChild(element("span", {}, item.label));
+        if (item.hint && item.hint !== item.label) label.appendChild(element("span", { class: "hint" }, item.hint));
+        listBox.appendChild(label);
+      });
+      more.textContent = matching.length > LIMIT ? (matching.length - LIMIT) + " more: narrow with the search box" : matching.length === 0 ? "Nothing in this range." : "";
+    }
+    search.addEventListener("input", draw);
+    draw();
+    details.addEventListener("toggle", function () {
+      if (!details.open) return;
+      // One picker open at a time.
+      document.querySelectorAll("details.picker[open]").forEach(function (other) {
+        if (other !== details) other.open = false;
+      });
+      search.focus();
+    });
+    details.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { details.open = false; summary.focus(); }
+    });
+    return details;
+  }
+
+  // Draws the pickers into `container` and the chips into `chips`; `onChange(kind, values)`.
+  function draw(container, chips, options, view, everyone, onChange) {
+    var lists = choices(options, view);
+    var open = container.querySelector("details[open]");
+    var openName = open ? open.getAttribute("data-filter") : null;
+    container.textContent = "";
+    KINDS.forEach(function (kind) {
+      if (kind.admin && !everyone) return;
+      var node = picker(kind, lists[kind.name], view[kind.name], onChange);
+      container.appendChild(node);
+      if (kind.name === openName) node.open = true;
+    });
+    chips.textContent = "";
+    var any = false;
+    KINDS.forEach(function (kind) {
+      view[kind.name].forEach(function (value) {
+        any = true;
+        var label = labelOf(lists[kind.name], value);
+        var chip = element("button", { type: "button", class: "chip", "aria-label": "Remove filter " + kind.label.toLowerCase() + ": " + label });
+        chip.appendChild(element("span", { class: "chip-kind" }, kind.label.replace(/s$/, "")));
+        chip.appendChild(element("span", {}, label));
+        chip.appendChild(element("span", { class: "chip-x", "aria-hidden": "true" }, "×"));
+        chip.addEventListener("click", function () {
+          onChange(kind.name, view[kind.name].filter(function (other) { return other !== value; }));
+        });
+        chips.appendChild(chip);
+      });
+    });
+    if (any) {
+      var reset = element("button", { type: "button", class: "quiet small" }, "Clear all filters");
+      reset.addEventListener("click", function () { onChange(null, []); });
+      chips.appendChild(reset);
+    }
+    chips.hidden = !any;
+  }
+
+  return { draw: draw, userLabel: userLabel, keyLabel: keyLabel };
+})();

@@ -1,0 +1,495 @@
+"""The dashboard at ``/`` in headless Chromium against a running demo: its numbers are the API's.
+
+One demo process serves every test of the module (it takes ~20 s to start and warm). Each test opens
+its own browser context, signs in the way a person does (or through the demo's one-time link), and
+compares what the page shows with what the public GraphQL API answers for the same filter.
+Screenshots of the main view go to ``var/screenshots/`` (or ``$DASHBOARD_SCREENSHOTS``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, expect
+
+from tests.browser import PageLog, admin_token, launched_chromium, served_gateway
+from tests.test_demo import START_TIMEOUT, DemoProcess
+from usage_gateway.server.tokens import issue_token
+from usage_gateway.server.web_assets import ASSETS, DASHBOARD_SCRIPTS
+
+REPO = Path(__file__).resolve().parent.parent
+AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = Path(os.environ.get("DASHBOARD_SCREENSHOTS", REPO / "var" / "screenshots"))
+WARM_TIMEOUT = 180
+VIEW_TIMEOUT = 60_000
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+VIEWPORTS = {"1440x900": {"width": 1440, "height": 900}, "390x844": {"width": 390, "height": 844}}
+
+CARDS = """
+query Cards($filter: UsageFilter!) {
+  usage(filter: $filter) {
+    totals { spend spendExact requests totalTokens successRate averageLatencyMs activeUsers activeApiKeys }
+  }
+}
+"""
+USERS_PAGE = """
+query Users($filter: UsageFilter!, $after: String) {
+  usage(filter: $filter) {
+    byUser(first: 500, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { userId } }
+  }
+}
+"""
+KEYS = """
+query Keys($filter: UsageFilter!) {
+  usage(filter: $filter) { byApiKey(first: 500) { totalCount nodes { apiKeyId user { id } } } }
+}
+"""
+OPTIONS = """
+query Options($from: Date!, $to: Date!) {
+  filterOptions(from: $from, to: $to) { models apiKeys { id user { id } } }
+}
+"""
+AXE_RUN = """
+async tags => (await axe.run(document, {runOnly: {type: "tag", values: tags}})).violations
+  .map(v => v.id + ": " + v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", "))
+"""
+FORGED_REFRESH = """
+async () => {
+  const token = localStorage.getItem("usage-gateway:token");
+  const response = await fetch("/graphql", {
+    method: "POST",
+    headers: {"Content-Type": "application/json", "Authorization": "Bearer " + token},
+    body: JSON.stringify({query: "mutation { refreshToday { days } }"}),
+  });
+  return await response.json();
+}
+"""
+
+
+@dataclass(frozen=True)
+class Demo:
+    base: str
+    admin: str
+    user: str
+    user_id: str
+    readonly: str
+    link: str
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    cwd = tmp_path_factory.mktemp("dashboard-demo")
+    process = DemoProcess(cwd)
+    try:
+        base = process.wait_for(r"^Dashboard: (http://\S+)/$", START_TIMEOUT).group(1)
+        admin = process.wait_for(r"^Admin token: (\S+)$", 5).group(1)
+        user = process.wait_for(r"^User token \((\S+), role user\): (\S+)$", 5)
+        link = process.wait_for(r"^(http://\S+/demo/dashboard\?code=\S+)$", 5).group(1)
+        process.wait_for(r"^Cache warm: ", WARM_TIMEOUT)  # the numbers no longer move
+        secret = (cwd / "var" / "demo-jwt-secret").read_text().strip()
+        readonly = issue_token(secret, "auditor", ["adminReadonly"])
+        yield Demo(base, admin, user.group(2), user.group(1), readonly, link)
+    finally:
+        process.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launched_chromium() as browser:
+        yield browser
+
+
+def api(demo: Demo, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(
+        demo.base + "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+class Dashboard:
+    """A signed-in page and what it asked for; ``close`` checks it asked no other origin, said no error."""
+
+    def __init__(self, context: BrowserContext, demo: Demo) -> None:
+        self.context = context
+        self.page = context.new_page()
+        self.log = PageLog(allowed_origins=(demo.base,))
+        self.log.watch(self.page)
+        self.graphql_bodies: list[str] = []
+        self.page.on(
+            "request",
+            lambda request: (
+                self.graphql_bodies.append(request.post_data or "")
+                if request.url.endswith("/graphql")
+                else None
+            ),
+        )
+
+    def sign_in(self, demo: Demo, token: str, search: str = "") -> Dashboard:
+        self.page.goto(demo.base + "/" + search)
+        self.page.get_by_label("Token").fill(token)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.wait_for_view(0)
+        return self
+
+    def draws(self) -> int:
+        return int(self.page.evaluate("Number(document.documentElement.dataset.draws || 0)"))
+
+    def wait_for_view(self, after: int) -> None:
+        self.page.wait_for_function(
+            "n => Number(document.documentElement.dataset.draws || 0) > n"
+            " && document.documentElement.dataset.loading === 'false'",
+            arg=after,
+            timeout=VIEW_TIMEOUT,
+        )
+
+    def act(self, action: Any) -> None:
+        """Run ``action`` (a click, a check) and wait for the view it causes to be drawn."""
+        before = self.draws()
+        action()
+        self.wait_for_view(before)
+
+    def card(self, name: str) -> tuple[str, str]:
+        value = self.page.locator(f'[data-card="{name}"] .value')
+        return value.get_attribute("data-value") or "", value.inner_text()
+
+    def filter(self) -> dict[str, Any]:
+        """The filter the page's view stands for, as the page computes it from its own address."""
+        days: dict[str, str] = self.page.evaluate("UG.state.days(UG.state.parse(location.search))")
+        query = parse_qs(urlsplit(self.page.url).query)
+        return {
+            "from": days["from"],
+            "to": days["to"],
+            "userIds": query.get("user"),
+            "apiKeyIds": query.get("key"),
+            "models": query.get("model"),
+            "providers": query.get("provider"),
+        }
+
+    def close(self) -> None:
+        assert self.log.refused == []
+        assert self.log.errors == []
+        self.context.close()
+
+
+def open_dashboard(browser: Browser, demo: Demo, **options: Any) -> Dashboard:
+    return Dashboard(browser.new_context(**options), demo)
+
+
+def assert_cards_match_the_api(board: Dashboard, demo: Demo, token: str, *, everyone: bool = True) -> None:
+    totals = api(demo, token, CARDS, {"filter": board.filter()})["usage"]["totals"]
+    page = board.page
+    spend, spend_text = board.card("spend")
+    assert Decimal(spend) == Decimal(totals["spendExact"])
+    assert spend_text == page.evaluate("v => UG.format.currency(v)", totals["spend"])
+    requests, requests_text = board.card("requests")
+    assert int(requests) == totals["requests"]
+    assert requests_text == page.evaluate("v => UG.format.integer(v)", totals["requests"])
+    tokens, tokens_text = board.card("tokens")
+    assert int(tokens) == totals["totalTokens"]
+    assert tokens_text == page.evaluate("v => UG.format.compact(v)", totals["totalTokens"])
+    rate, rate_text = board.card("success-rate")
+    assert float(rate) == totals["successRate"]
+    assert rate_text == page.evaluate("v => UG.format.percent(v)", totals["successRate"])
+    latency, latency_text = board.card("latency")
+    assert float(latency) == totals["averageLatencyMs"]
+    assert latency_text == page.evaluate("v => UG.format.latency(v)", totals["averageLatencyMs"])
+    name, field = ("active-users", "activeUsers") if everyone else ("active-keys", "activeApiKeys")
+    active, active_text = board.card(name)
+    assert int(active) == totals[field]
+    assert active_text == page.evaluate("v => UG.format.integer(v)", totals[field])
+    for card in ("spend", "requests", "tokens", "success-rate", "latency", name):
+        assert re.search(
+            r"vs previous \d+ days|new|no change", page.locator(f'[data-card="{card}"] .change').inner_text()
+        )
+
+
+@pytest.mark.slow
+def test_the_demo_link_signs_in_and_the_cards_show_the_api_numbers(browser: Browser, demo: Demo) -> None:
+    board = open_dashboard(browser, demo)
+    page = board.page
+    visit = page.goto(demo.link)
+    assert visit is not None
+    assert visit.headers["cache-control"] == "no-store"
+    board.wait_for_view(0)
+    # The code left the address and the token is in no address: the page keeps it in its storage.
+    assert page.url == demo.base + "/"
+    assert page.evaluate("localStorage.getItem('usage-gateway:token')") == demo.admin
+    expect(page.locator("#viewer")).to_contain_text("admin")
+    today = datetime.now(UTC).date()
+    assert board.filter()["from"] == (today - timedelta(days=29)).isoformat()
+    assert board.filter()["to"] == today.isoformat()
+    assert_cards_match_the_api(board, demo, demo.admin)
+    expect(page.locator("#freshness")).to_contain_text("No missing days")
+    expect(page.locator("#freshness")).to_contain_text("As of")
+    expect(page.locator("#period")).to_contain_text("30 UTC days")
+    # One request for the first view (after the sign-in's own), asking for one table only.
+    dashboards = [body for body in board.graphql_bodies if "query Dashboard" in body]
+    assert len(dashboards) == 1
+    assert '"tableUser":true' in dashboards[0]
+    assert '"tableModel":false' in dashboards[0]
+
+    # The link works once; the browser stays signed in on a reload.
+    assert httpx.get(demo.link, timeout=30).status_code == 410
+    before = board.draws()
+    page.reload()
+    board.wait_for_view(0)
+    assert before >= 1
+    assert_cards_match_the_api(board, demo, demo.admin)
+    board.close()
+
+
+@pytest.mark.slow
+def test_a_range_or_filter_change_updates_the_address_and_the_numbers(browser: Browser, demo: Demo) -> None:
+    board = open_dashboard(browser, demo).sign_in(demo, demo.admin)
+    page = board.page
+    thirty = board.card("spend")[0]
+
+    requests_before = len(board.graphql_bodies)
+    board.act(lambda: page.get_by_role("button", name="7 days").click())
+    assert len(board.graphql_bodies) == requests_before + 1  # one request per view change
+    assert "range=7d" in page.url
+    assert page.get_by_role("button", name="7 days").get_attribute("aria-pressed") == "true"
+    assert Decimal(board.card("spend")[0]) < Decimal(thirty)
+    assert_cards_match_the_api(board, demo, demo.admin)
+
+    # A model from the picker: the address names it, the numbers follow.
+    days = board.filter()
+    model = api(demo, demo.admin, OPTIONS, {"from": days["from"], "to": days["to"]})["filterOptions"][
+        "models"
+    ][0]
+    page.locator('details[data-filter="models"] summary').click()
+    board.act(lambda: page.locator(f'details[data-filter="models"] input[value="{model}"]').check())
+    assert parse_qs(urlsplit(page.url).query)["model"] == [model]
+    assert board.filter()["models"] == [model]
+    assert_cards_match_the_api(board, demo, demo.admin)
+    expect(page.locator("#chips")).to_contain_text(model)
+
+    # A click on a row of the users table filters on that user; keys then cascade from the user.
+    board.act(lambda: page.locator("#table tbody tr").first.locator(".row-link").click())
+    user_id = parse_qs(urlsplit(page.url).query)["user"][0]
+    assert_cards_match_the_api(board, demo, demo.admin)
+    page.locator('details[data-filter="keys"] summary').click()
+    expect(page.locator('details[data-filter="keys"] input[type="checkbox"]:visible').first).to_be_visible()
+    offered = set(page.locator('details[data-filter="keys"] input[type="checkbox"]').evaluate_all(
+        "boxes => boxes.map(box => box.value)"
+    ))  # fmt: skip
+    options = api(demo, demo.admin, OPTIONS, {"from": days["from"], "to": days["to"]})["filterOptions"]
+    owned = {key["id"] for key in options["apiKeys"] if key["user"] and key["user"]["id"] == user_id}
+    assert offered == owned
+    assert offered
+
+    # A custom range, then Back: the address is the view.
+    page.get_by_role("button", name="Custom").click()
+    page.get_by_label("From", exact=True).fill("2026-11-01")
+    board.act(lambda: page.get_by_role("button", name="Apply").click())
+    assert "range=custom" in page.url
+    assert "from=2026-11-01" in page.url
+    assert board.filter()["from"] == "2026-11-01"
+    assert_cards_match_the_api(board, demo, demo.admin)
+    board.act(page.go_back)
+    assert "range=7d" in page.url
+    assert "user=" in page.url
+    assert_cards_match_the_api(board, demo, demo.admin)
+
+    # A shared link opens the same view.
+    shared = page.url
+    other = open_dashboard(browser, demo).sign_in(demo, demo.admin, "?" + urlsplit(shared).query)
+    assert other.page.url == shared
+    assert other.card("spend") == board.card("spend")
+    other.close()
+    board.close()
+
+
+@pytest.mark.slow
+def test_paging_the_users_table_walks_every_row_once(browser: Browser, demo: Demo) -> None:
+    board = open_dashboard(browser, demo).sign_in(demo, demo.admin)
+    page = board.page
+    seen: list[str] = []
+    pages = 0
+    while True:
+        pages += 1
+        seen += page.locator("#table tbody tr").evaluate_all("rows => rows.map(row => row.dataset.id)")
+        if page.locator("#next-page").is_disabled():
+            break
+        board.act(lambda: page.locator("#next-page").click())
+        assert "after=" in page.url
+
+    expected: list[str] = []
+    after = None
+    while True:
+        answer = api(demo, demo.admin, USERS_PAGE, {"filter": board.filter(), "after": after})["usage"][
+            "byUser"
+        ]
+        expected += [node["userId"] for node in answer["nodes"]]
+        if not answer["pageInfo"]["hasNextPage"]:
+            break
+        after = answer["pageInfo"]["endCursor"]
+    assert len(seen) == len(set(seen)) == answer["totalCount"]
+    assert seen == expected
+    assert pages == -(-len(expected) // 20)
+    expect(page.locator("#page-info")).to_contain_text(f"of {answer['totalCount']}")
+
+    # Previous goes back one page; a new sort starts again at page one.
+    board.act(lambda: page.locator("#previous-page").click())
+    assert page.locator("#table tbody tr").first.get_attribute("data-id") == expected[(pages - 2) * 20]
+    board.act(lambda: page.locator("th button.sort", has_text="Requests").click())
+    assert "sort=REQUESTS" in page.url
+    assert "after=" not in page.url
+    requests = page.locator("#table tbody tr td:nth-child(4)").all_inner_texts()
+    numbers = [int(re.sub(r"\D", "", text)) for text in requests]
+    assert numbers == sorted(numbers, reverse=True)
+    board.close()
+
+
+@pytest.mark.slow
+def test_a_user_token_sees_only_its_own_usage(browser: Browser, demo: Demo) -> None:
+    board = open_dashboard(browser, demo).sign_in(demo, demo.user)
+    page = board.page
+    expect(page.locator("#scope")).to_have_text("· my usage")
+    expect(page.get_by_role("button", name="Users", exact=True)).to_be_hidden()
+    expect(page.locator('details[data-filter="users"]')).to_have_count(0)
+    expect(page.get_by_role("button", name="Refresh today")).to_be_hidden()
+    assert "table=model" in page.url  # the by-user table is no view of theirs
+    assert_cards_match_the_api(board, demo, demo.user, everyone=False)
+    # The user's own numbers are the admin's for this one user.
+    mine = api(demo, demo.admin, CARDS, {"filter": {**board.filter(), "userIds": [demo.user_id]}})
+    assert Decimal(board.card("spend")[0]) == Decimal(mine["usage"]["totals"]["spendExact"])
+
+    board.act(lambda: page.get_by_role("button", name="Keys", exact=True).click())
+    shown = set(page.locator("#table tbody tr").evaluate_all("rows => rows.map(row => row.dataset.id)"))
+    everyone = api(demo, demo.admin, KEYS, {"filter": board.filter()})["usage"]["byApiKey"]["nodes"]
+    owned = {node["apiKeyId"] for node in everyone if node["user"] and node["user"]["id"] == demo.user_id}
+    assert shown == owned
+    assert shown
+    # An address naming someone else is answered for the user alone (the page drops the users filter).
+    other = open_dashboard(browser, demo).sign_in(demo, demo.user, "?user=someone.else")
+    assert "user=" not in other.page.url
+    assert other.card("spend") == board.card("spend")
+    other.close()
+    board.close()
+
+
+@pytest.mark.slow
+def test_a_read_only_admin_has_no_refresh_and_a_forged_refresh_fails(browser: Browser, demo: Demo) -> None:
+    board = open_dashboard(browser, demo).sign_in(demo, demo.readonly)
+    page = board.page
+    expect(page.locator("#viewer")).to_contain_text("admin readonly")
+    expect(page.get_by_role("button", name="Refresh today")).to_be_hidden()
+    assert_cards_match_the_api(board, demo, demo.readonly)
+    answer = page.evaluate(FORGED_REFRESH)
+    assert answer["data"] is None
+    assert [error["extensions"]["code"] for error in answer["errors"]] == ["FORBIDDEN"]
+    board.close()
+
+    # An admin has the button, and it refreshes today.
+    admin = open_dashboard(browser, demo).sign_in(demo, demo.admin)
+    admin.act(lambda: admin.page.get_by_role("button", name="Refresh today").click())
+    expect(admin.page.locator("#export-status")).to_contain_text("Refreshed")
+    admin.close()
+
+
+@pytest.mark.slow
+def test_an_export_downloads_a_file_whose_total_equals_the_cards(browser: Browser, demo: Demo) -> None:
+    board = open_dashboard(browser, demo, accept_downloads=True).sign_in(demo, demo.admin, "?range=7d")
+    page = board.page
+    page.get_by_label("Export format").select_option("CSV")
+    with page.expect_download(timeout=120_000) as started:
+        page.get_by_role("button", name="Export").click()
+    download = started.value
+    path = Path(download.path())
+    with path.open(newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert rows
+    assert sum(Decimal(row["spend"]) for row in rows) == Decimal(board.card("spend")[0])
+    assert sum(int(row["requests"]) for row in rows) == int(board.card("requests")[0])
+    assert sum(int(row["total_tokens"]) for row in rows) == int(board.card("tokens")[0])
+    expect(page.locator("#export-status")).to_contain_text("Export ready")
+    assert download.suggested_filename.endswith(".csv")
+    board.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_the_page_passes_axe_and_needs_no_other_origin(browser: Browser, demo: Demo, size: str) -> None:
+    # axe-core is injected as an inline script: the page's own policy forbids that, so the test lifts it.
+    board = open_dashboard(browser, demo, viewport=VIEWPORTS[size], bypass_csp=True).sign_in(demo, demo.admin)
+    page = board.page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / f"dashboard-{size}.png"
+    page.screenshot(path=shot, full_page=True)
+    print(f"screenshot: {shot}")
+    page.add_script_tag(path=AXE)
+    # The page fits the viewport's width (only the table scrolls sideways, in its own box).
+    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+    violations = page.evaluate(AXE_RUN, WCAG_AA)
+    assert violations == []
+    # With a filter picker open, and on the user's own page.
+    page.locator('details[data-filter="models"] summary').click()
+    violations = page.evaluate(AXE_RUN, WCAG_AA)
+    assert violations == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
+    served = {urlsplit(url).path for url in board.log.requests}
+    assert {"/assets/chart.js", *(f"/assets/dashboard-{name}" for name in DASHBOARD_SCRIPTS)} <= served
+    board.close()
+
+
+def test_the_dashboard_is_off_unless_enabled_and_serves_only_its_own_assets(database_url: str) -> None:
+    with served_gateway(database_url) as url:
+        assert httpx.get(url + "/").status_code == 404
+        assert httpx.get(url + "/assets/chart.js").status_code == 404
+    with served_gateway(database_url, dashboard=True) as url:
+        page = httpx.get(url + "/")
+        assert page.status_code == 200
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self';" in policy
+        assert "style-src 'self';" in policy
+        assert page.headers["cache-control"] == "no-cache"
+        assert "http" not in page.text.split("<body>")[0]
+        for name in ("chart.js", "dashboard-dashboard.css", *(f"dashboard-{n}" for n in DASHBOARD_SCRIPTS)):
+            assert name in ASSETS
+            digest = page.text.split(f"/assets/{name}?v=", 1)[1].split('"', 1)[0]
+            asset = httpx.get(f"{url}/assets/{name}?v={digest}")
+            assert asset.status_code == 200, name
+            assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert httpx.get(url + "/graphql", headers={"Accept": "text/html"}).status_code != 200  # no GraphiQL
+
+
+def test_a_bad_token_is_refused_with_a_message(browser: Browser, database_url: str) -> None:
+    with served_gateway(database_url, dashboard=True) as url:
+        page = browser.new_page()
+        log = PageLog(allowed_origins=(url,))
+        log.watch(page)
+        page.goto(url + "/")
+        page.get_by_label("Token").fill("not-a-token")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#signin-error")).to_contain_text("refused this token")
+        expect(page.locator("#main")).to_be_hidden()
+        # A valid token signs in; the page then keeps it across a reload, and Sign out forgets it.
+        page.get_by_label("Token").fill(admin_token())
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#cards .card")).to_have_count(6, timeout=VIEW_TIMEOUT)
+        page.reload()
+        expect(page.locator("#cards .card")).to_have_count(6, timeout=VIEW_TIMEOUT)
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_label("Token")).to_be_visible()
+        assert page.evaluate("localStorage.getItem('usage-gateway:token')") is None
+        assert log.refused == []
+        assert log.errors_but_unauthenticated() == []
+        page.close()

@@ -53,6 +53,16 @@ UG.api = (function () {
   ].join("\n");
 
   var VIEWER = "query Viewer { viewer { id roles } }";
+  var OPTIONS = [
+    "query FilterOptions($from: Date!, $to: Date!, $everyone: Boolean!) {",
+    "  filterOptions(from: $from, to: $to) {",
+    "    users @include(if: $everyone) { id username email }",
+    "    apiKeys { id name keyAlias user { id } }",
+    "    models",
+    "    providers",
+    "  }",
+    "}",
+  ].join("\n");
   var REFRESH = "mutation RefreshToday { refreshToday { days refreshedAt changed } }";
   var EXPORT_FIELDS = "id status format rowCount byteSize downloadUrl error";
   var EXPORT = "mutation Export($filter: UsageFilter!, $format: ExportFormat!) { exportUsage(filter: $filter, format: $format) { " + EXPORT_FIELDS + " } }";
@@ -87,6 +97,7 @@ UG.api = (function () {
     config: config,
     DASHBOARD: DASHBOARD,
     viewer: function (token) { return send(token, VIEWER); },
+    filterOptions: function (token, variables) { return send(token, OPTIONS, variables); },
     dashboard: function (token, variables) { return send(token, DASHBOARD, variables); },
     refreshToday: function (token) { return send(token, REFRESH); },
     exportUsage: function (token, filter, format) { return send(token, EXPORT, { filter: filter, format: format }); },

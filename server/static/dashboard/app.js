@@ -12,8 +12,11 @@
   var token = null;
   var roles = [];
   var view = null;
-  var options = null; // filterOptions of `optionsFor` (a range): asked again only when the range changes
+  // filterOptions of the range `optionsFor`: asked for only once a picker opens or a filter needs its
+  // labels, then again only when the range changes.
+  var options = null;
   var optionsFor = "";
+  var optionsAsked = "";
   var cursors = []; // the `after` of each earlier page, for Previous
   var sequence = 0;
   var draws = 0;
@@ -112,9 +115,12 @@
     else if (search !== window.location.search) history.replaceState(null, "", window.location.pathname + search);
     var days = UG.state.days(view);
     var range = days.from + "/" + days.to;
+    if (range !== optionsFor) { options = null; optionsFor = ""; }
+    var filtered = view.users.length + view.keys.length + view.models.length + view.providers.length > 0;
+    var picking = document.querySelector("details.picker[open]") !== null;
     var variables = {
       filter: filterOf(days), from: days.from, to: days.to, granularity: view.granularity,
-      options: range !== optionsFor, everyone: everyone(),
+      options: options === null && (filtered || picking), everyone: everyone(),
       stackModel: view.stack === "model", stackProvider: view.stack === "provider",
       tableUser: view.table === "user", tableModel: view.table === "model",
       tableProvider: view.table === "provider", tableKey: view.table === "key",
@@ -130,7 +136,11 @@
         return;
       }
       alert(answer.errors.map(function (e) { return e.message; }), answer.warnings);
-      if (answer.data && answer.data.filterOptions) { options = answer.data.filterOptions; optionsFor = range; }
+      if (answer.data && answer.data.filterOptions) {
+        options = answer.data.filterOptions;
+        optionsFor = range;
+        drawFilters();
+      }
       if (answer.data && answer.data.usage) draw(answer.data, days);
       document.documentElement.setAttribute("data-loading", "false");
     }, function (error) {
@@ -168,7 +178,30 @@
     $("custom-from").value = days.from;
     $("custom-to").value = days.to;
     $("chart-title").textContent = (view.metric === "spend" ? "Spend" : "Requests") + " per " + view.granularity.toLowerCase();
-    UG.filters.draw($("filters"), $("chips"), options, view, everyone(), function (kind, values) {
+    drawFilters();
+  }
+
+  // A picker opened before its choices are known: ask for them (no view change, so not the view's request).
+  function askOptions() {
+    var days = UG.state.days(view);
+    var range = days.from + "/" + days.to;
+    if (options !== null || optionsAsked === range) return;
+    optionsAsked = range;
+    api.filterOptions(token, { from: days.from, to: days.to, everyone: everyone() }).then(function (answer) {
+      optionsAsked = "";
+      var now = UG.state.days(view);
+      if (answer.data && answer.data.filterOptions && now.from + "/" + now.to === range) {
+        options = answer.data.filterOptions;
+        optionsFor = range;
+        drawFilters();
+      } else if (answer.errors.length) {
+        alert(answer.errors.map(function (e) { return e.message; }), []);
+      }
+    }, function () { optionsAsked = ""; });
+  }
+
+  function drawFilters() {
+    UG.filters.draw($("filters"), $("chips"), options, view, everyone(), askOptions, function (kind, values) {
       if (kind === null) { go({ users: [], keys: [], models: [], providers: [] }); return; }
       var changes = {};
       changes[kind] = values;

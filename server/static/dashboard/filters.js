@@ -55,7 +55,7 @@ UG.filters = (function () {
     return value;
   }
 
-  function picker(kind, list, selected, onChange) {
+  function picker(kind, list, selected, loading, query, onOpen, onChange) {
     var details = element("details", { class: "picker", "data-filter": kind.name });
     var count = selected.length ? " (" + selected.length + ")" : "";
     var summary = element("summary", {}, kind.label + count);
@@ -98,12 +98,14 @@ UG.filters = (function () {
         if (item.hint && item.hint !== item.label) label.appendChild(element("span", { class: "hint" }, item.hint));
         listBox.appendChild(label);
       });
-      more.textContent = matching.length > LIMIT ? (matching.length - LIMIT) + " more: narrow with the search box" : matching.length === 0 ? "Nothing in this range." : "";
+      more.textContent = loading ? "Loading the choices…" : matching.length > LIMIT ? (matching.length - LIMIT) + " more: narrow with the search box" : matching.length === 0 ? "Nothing in this range." : "";
     }
+    search.value = query;
     search.addEventListener("input", draw);
     draw();
     details.addEventListener("toggle", function () {
       if (!details.open) return;
+      if (loading) onOpen();
       // One picker open at a time.
       document.querySelectorAll("details.picker[open]").forEach(function (other) {
         if (other !== details) other.open = false;
@@ -116,17 +118,30 @@ UG.filters = (function () {
     return details;
   }
 
-  // Draws the pickers into `container` and the chips into `chips`; `onChange(kind, values)`.
-  function draw(container, chips, options, view, everyone, onChange) {
+  // Draws the pickers into `container` and the chips into `chips`; `onOpen()` when a picker opens before
+  // the choices are known (`options` null); `onChange(kind, values)`.
+  function draw(container, chips, options, view, everyone, onOpen, onChange) {
     var lists = choices(options, view);
     var open = container.querySelector("details[open]");
     var openName = open ? open.getAttribute("data-filter") : null;
+    var active = document.activeElement;
+    var query = open ? open.querySelector('input[type="search"]').value : "";
+    var focusedValue = active && active.type === "checkbox" && open && open.contains(active) ? active.value : null;
     container.textContent = "";
     KINDS.forEach(function (kind) {
       if (kind.admin && !everyone) return;
-      var node = picker(kind, lists[kind.name], view[kind.name], onChange);
+      var node = picker(
+        kind, lists[kind.name], view[kind.name], options === null, kind.name === openName ? query : "", onOpen, onChange
+      );
       container.appendChild(node);
-      if (kind.name === openName) node.open = true;
+      if (kind.name === openName) {
+        node.open = true;
+        // Keep the keyboard where it was: on the same choice, else in the search box.
+        var again = focusedValue === null ? null : node.querySelector('input[value="' + CSS.escape(focusedValue) + '"]');
+        var search = node.querySelector('input[type="search"]');
+        if (again) again.focus();
+        else if (document.activeElement === document.body && search) search.focus();
+      }
     });
     chips.textContent = "";
     var any = false;

@@ -2,7 +2,8 @@
 ``python -m tests.fault_worker DB REDIS|- LITELLM NOW FIRST LAST N SEED``.
 
 Runs N concurrent ``ensure`` calls, each over its own range of days between FIRST and LAST (overlapping,
-drawn from SEED), and prints one JSON line: how many calls ended with every day present, and the failures.
+drawn from SEED), and prints one JSON line: how many calls ended with every day present, the failures, and
+how many times this process fetched and stored each day (its ``day.fetched`` log events).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+from collections import Counter
 from datetime import date, datetime, timedelta
 
 import orjson
+from structlog.testing import capture_logs
 
 from tests.gateway_harness import clock_at, gateway
 
@@ -33,15 +36,18 @@ async def main(
     database_url: str, redis_url: str, litellm_url: str, now: str, first: str, last: str, n: int, seed: int
 ) -> None:
     wanted = ranges(date.fromisoformat(first), date.fromisoformat(last), n, seed)
-    async with gateway(
-        database_url,
-        litellm_url,
-        redis_url=None if redis_url == "-" else redis_url,
-        clock=clock_at(datetime.fromisoformat(now)),
-    ) as gw:
-        reports = await asyncio.gather(*(gw.days.ensure(start, end) for start, end in wanted))
+    with capture_logs() as logs:
+        async with gateway(
+            database_url,
+            litellm_url,
+            redis_url=None if redis_url == "-" else redis_url,
+            clock=clock_at(datetime.fromisoformat(now)),
+        ) as gw:
+            reports = await asyncio.gather(*(gw.days.ensure(start, end) for start, end in wanted))
     failures = sorted({day.isoformat() for report in reports for day in report.failures})
-    print(orjson.dumps({"complete": sum(r.complete for r in reports), "failures": failures}).decode())
+    stored = Counter(str(entry["day"]) for entry in logs if entry["event"] == "day.fetched")
+    complete = sum(r.complete for r in reports)
+    print(orjson.dumps({"complete": complete, "failures": failures, "stored": stored}).decode())
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Redis as the hot tier: every Redis access of the gateway goes through :class:`HotTier`, which fails open.
 
 Redis only ever makes things faster or cheaper (day markers, answers, the rate limit's counters, the day
-locks), never decides an answer, so its failure must not fail a request. A call that cannot reach Redis
-(refused, timed out, reset) raises :class:`HotTierDown`, which each user turns into its fallback:
+locks), never decides an answer, so its failure must not fail a request. A call that cannot use Redis
+(refused, timed out, reset, an answer that is not Redis's, a read-only replica) raises
+:class:`HotTierDown`, which each user turns into its fallback:
 
 - day markers: read from Postgres' day states instead (``daycache.days``);
 - day locks: Postgres advisory locks instead (``daycache.locks``);
@@ -27,9 +28,16 @@ import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import (
+    DataError,
+    LockError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    WatchError,
+)
 
 log = structlog.get_logger("usage_gateway.hot_tier")
 
@@ -44,7 +52,16 @@ BACKOFF_SECONDS = 1.0
 POOL_CONNECTIONS = 64
 POOL_WAIT_SECONDS = 10.0
 
-_OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
+# Refusals of one command (a wrong type, a script error, a lock no longer held): Redis itself is fine.
+_COMMAND_ERRORS = (ResponseError, DataError, LockError, WatchError)
+# Refusals that every command would meet: an outage as much as a closed port.
+_REDIS_WIDE = (ReadOnlyError, OutOfMemoryError, NoPermissionError)
+
+
+def _is_outage(exc: Exception) -> bool:
+    """Whether Redis is unusable as a whole (unreachable, timing out, not speaking Redis, refusing every
+    write), rather than refusing one command."""
+    return isinstance(exc, _REDIS_WIDE) or not isinstance(exc, _COMMAND_ERRORS)
 
 
 class HotTierDown(Exception):
@@ -92,8 +109,8 @@ class HotTier:
     async def call(self, what: str, operation: Callable[[Redis], Awaitable[T]]) -> T:
         """``operation`` on the client; :class:`HotTierDown` if Redis cannot be reached (or is in back-off).
 
-        ``what`` names the use in the outage's log line. Errors that are not about reaching Redis (a
-        wrong type, a script error) are raised as :class:`HotTierDown` too, but start no outage.
+        ``what`` names the use in the outage's log line. A command that Redis refuses on its own (a wrong
+        type, a script error) raises :class:`HotTierDown` too, but starts no outage.
         """
         probe = False
         if self._down_since is not None:
@@ -102,12 +119,12 @@ class HotTier:
             self._probing = probe = True
         try:
             result = await operation(self.client)
-        except _OUTAGE as exc:
+        except (RedisError, OSError) as exc:
+            if not _is_outage(exc):
+                log.warning("redis.error", during=what, error=str(exc))
+                raise HotTierDown(f"Redis refused the command: {exc}") from exc
             self._failed(what, exc)
             raise HotTierDown(f"Redis is unavailable: {exc}") from exc
-        except RedisError as exc:
-            log.warning("redis.error", during=what, error=str(exc))
-            raise HotTierDown(f"Redis error: {exc}") from exc
         finally:
             if probe:
                 self._probing = False

@@ -26,6 +26,8 @@ import httpx
 import orjson
 import psycopg
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
 from tests.api_client import SECRET, token_hash
@@ -41,6 +43,7 @@ from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.exports import records as exports
 from usage_gateway.datasources.exports.writers import ExportFormat
 from usage_gateway.datasources.facts.vocabulary import FactFilter
+from usage_gateway.datasources.hot_tier import HotTier, HotTierDown, connect
 from usage_gateway.datasources.litellm.day_metrics import DayMetrics
 from usage_gateway.datasources.litellm.split import Fact
 from usage_gateway.devtools.litellm_compat import Faults, LiteLLMStore, running_litellm
@@ -157,6 +160,49 @@ async def test_redis_killed_and_restarted_during_a_burst(database_url: str, own_
     events = [entry["event"] for entry in logs]
     assert events.count("redis.unavailable") == 1
     assert events.count("redis.recovered") == 1
+
+
+async def test_the_hot_tier_backs_off_and_logs_once_per_outage(redis_url: str) -> None:
+    now = [0.0]
+    hot = HotTier(connect(redis_url), backoff_seconds=1.0, monotonic=lambda: now[0])
+    tried: list[float] = []
+
+    async def flaky(redis: Redis) -> object:
+        tried.append(now[0])
+        if now[0] < 2.0:  # Redis "down" until t = 2
+            raise RedisConnectionError("Connection refused")
+        return await redis.ping()
+
+    try:
+        with capture_logs() as logs:
+            for moment in (0.0, 0.3, 0.9, 1.1, 1.5, 2.5, 2.6):
+                now[0] = moment
+                with contextlib.suppress(HotTierDown):
+                    await hot.call("test", flaky)
+            # A command Redis refuses on its own is no outage.
+            await hot.client.set("a-string", "x")
+            with pytest.raises(HotTierDown):
+                await hot.call("test", lambda redis: redis.lpush("a-string", "y"))
+        assert hot.up
+        assert tried == [0.0, 1.1, 2.5, 2.6]  # nothing tried while backing off
+        events = [entry["event"] for entry in logs]
+        assert events == ["redis.unavailable", "redis.recovered", "redis.error"]
+    finally:
+        await hot.close()
+
+
+async def test_a_server_that_is_not_redis_is_an_outage() -> None:
+    with running_litellm(LiteLLMStore(keys=[], users=[], rows=[])) as url:  # speaks HTTP
+        hot = HotTier(connect(url.replace("http://", "redis://").rstrip("/") + "/0"))
+        try:
+            with capture_logs() as logs:
+                for _ in range(20):
+                    fallback: bytes | str | None = "fallback"
+                    assert await hot.attempt("test", lambda redis: redis.get("k"), fallback) == "fallback"
+            assert not hot.up
+            assert [entry["event"] for entry in logs] == ["redis.unavailable"]
+        finally:
+            await hot.close()
 
 
 @pytest.mark.parametrize("redis_up", [True, False], ids=["redis", "redis-unreachable"])

@@ -31,7 +31,13 @@ from starlette.routing import Route
 
 from usage_gateway.datasources import audit
 from usage_gateway.datasources.db import Database
-from usage_gateway.datasources.exports.records import ExportRecord, ExportStatus, expire_exports, get_export
+from usage_gateway.datasources.exports.records import (
+    ExportRecord,
+    ExportStatus,
+    expire_exports,
+    fail_abandoned_exports,
+    get_export,
+)
 from usage_gateway.errors import Unauthenticated
 from usage_gateway.resolvers.download_links import DOWNLOAD_PATH, TOKEN_PARAMETER, LinkRefused, LinkSigner
 from usage_gateway.server.auth import KeySourceUnavailable, Role, Viewer, authenticate, challenge
@@ -176,13 +182,16 @@ def download_route(
 async def expire_exports_periodically(
     db: Database, export_dir: Path, interval: float, *, clock: Clock = utc_now
 ) -> None:
-    """Expire old exports and delete their files every ``interval`` seconds, until cancelled.
+    """Expire old exports and delete their files every ``interval`` seconds, until cancelled; and fail the
+    exports a replica that died left behind (:func:`fail_abandoned_exports`), so that they do not wait for
+    the next start of a gateway.
 
     Meant as a task of the app's lifespan: every replica may run it, each expiry is claimed by exactly
     one (``UPDATE … RETURNING``). A failed round is logged and retried at the next interval.
     """
     while True:
         try:
+            await fail_abandoned_exports(db)
             await expire_exports(db, export_dir, clock())
         except Exception:
             log.exception("exports.cleanup_failed")

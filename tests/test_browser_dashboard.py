@@ -143,7 +143,7 @@ class Dashboard:
 
     def sign_in(self, demo: Demo, token: str, search: str = "") -> Dashboard:
         self.page.goto(demo.base + "/" + search)
-        self.page.get_by_label("Token").fill(token)
+        self.page.get_by_label("Token", exact=True).fill(token)
         self.page.get_by_role("button", name="Sign in").click()
         self.wait_for_view(0)
         return self
@@ -269,6 +269,12 @@ def test_a_range_or_filter_change_updates_the_address_and_the_numbers(browser: B
     assert Decimal(board.card("spend")[0]) < Decimal(thirty)
     assert_cards_match_the_api(board, demo, demo.admin)
 
+    # The keyboard reaches the range buttons too.
+    page.get_by_role("button", name="90 days").focus()
+    board.act(lambda: page.keyboard.press("Enter"))
+    assert "range=90d" in page.url
+    board.act(lambda: page.get_by_role("button", name="7 days").click())
+
     # A model from the picker: the address names it, the numbers follow.
     days = board.filter()
     model = api(demo, demo.admin, OPTIONS, {"from": days["from"], "to": days["to"]})["filterOptions"][
@@ -314,6 +320,48 @@ def test_a_range_or_filter_change_updates_the_address_and_the_numbers(browser: B
     assert other.page.url == shared
     assert other.card("spend") == board.card("spend")
     other.close()
+    board.close()
+
+
+CHART_SERIES = """() => {
+  const chart = Chart.getChart("chart");
+  return chart.data.datasets.map(set => ({label: set.label, data: set.data}));
+}"""
+SERIES = """
+query Series($filter: UsageFilter!, $granularity: Granularity!) {
+  usage(filter: $filter) { timeSeries(granularity: $granularity) { date metrics { spend requests } } }
+}
+"""
+
+
+@pytest.mark.slow
+def test_the_chart_stacks_by_model_adds_up_to_the_total_and_has_a_tooltip(
+    browser: Browser, demo: Demo
+) -> None:
+    board = open_dashboard(browser, demo).sign_in(demo, demo.admin)
+    page = board.page
+    board.act(lambda: page.get_by_role("button", name="Week", exact=True).click())
+    board.act(lambda: page.get_by_role("button", name="Requests", exact=True).click())
+    board.act(lambda: page.get_by_label("Stack by").select_option("model"))
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["stack"] == ["model"]
+    assert query["granularity"] == ["WEEK"]
+    assert query["metric"] == ["requests"]
+    assert '"stackModel":true' in board.graphql_bodies[-1]
+    sets = page.evaluate(CHART_SERIES)
+    assert len(sets) > 2
+    assert sets[-1]["label"] == "Other"
+    variables = {"filter": board.filter(), "granularity": "WEEK"}
+    series = api(demo, demo.admin, SERIES, variables)["usage"]["timeSeries"]
+    # Every week's stack adds up to the week's requests.
+    assert [sum(s["data"][i] for s in sets) for i in range(len(series))] == [
+        point["metrics"]["requests"] for point in series
+    ]
+    box = page.locator("#chart").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("() => Chart.getChart('chart').tooltip.getActiveElements().length > 0")
+    assert "UTC days" in (page.locator("#chart").get_attribute("aria-label") or "")
     board.close()
 
 
@@ -477,18 +525,18 @@ def test_a_bad_token_is_refused_with_a_message(browser: Browser, database_url: s
         log = PageLog(allowed_origins=(url,))
         log.watch(page)
         page.goto(url + "/")
-        page.get_by_label("Token").fill("not-a-token")
+        page.get_by_label("Token", exact=True).fill("not-a-token")
         page.get_by_role("button", name="Sign in").click()
         expect(page.locator("#signin-error")).to_contain_text("refused this token")
         expect(page.locator("#main")).to_be_hidden()
         # A valid token signs in; the page then keeps it across a reload, and Sign out forgets it.
-        page.get_by_label("Token").fill(admin_token())
+        page.get_by_label("Token", exact=True).fill(admin_token())
         page.get_by_role("button", name="Sign in").click()
         expect(page.locator("#cards .card")).to_have_count(6, timeout=VIEW_TIMEOUT)
         page.reload()
         expect(page.locator("#cards .card")).to_have_count(6, timeout=VIEW_TIMEOUT)
         page.get_by_role("button", name="Sign out").click()
-        expect(page.get_by_label("Token")).to_be_visible()
+        expect(page.get_by_label("Token", exact=True)).to_be_visible()
         assert page.evaluate("localStorage.getItem('usage-gateway:token')") is None
         assert log.refused == []
         assert log.errors_but_unauthenticated() == []

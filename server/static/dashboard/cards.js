@@ -8,6 +8,7 @@ UG.cards = (function () {
     if (previous === null || previous === undefined || current === null || current === undefined) return null;
     if (Number(previous) === 0) return Number(current) === 0 ? { text: "no change", direction: 0 } : { text: "new", direction: 1 };
     var ratio = (Number(current) - Number(previous)) / Number(previous);
+    if (Math.round(ratio * 1000) === 0) return { text: "no change", direction: 0 };
     return { text: f.percent(Math.abs(ratio)), direction: Math.sign(Math.round(ratio * 1000)) };
   }
 

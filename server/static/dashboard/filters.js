@@ -167,5 +167,12 @@ UG.filters = (function () {
     chips.hidden = !any;
   }
 
+  // A click outside an open picker closes it, as a menu would.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.picker[open]").forEach(function (open) {
+      if (!open.contains(event.target)) open.open = false;
+    });
+  });
+
   return { draw: draw, userLabel: userLabel, keyLabel: keyLabel };
 })();

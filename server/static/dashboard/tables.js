@@ -56,6 +56,7 @@ UG.tables = (function () {
         th.setAttribute("aria-sort", active ? (view.direction === "ASC" ? "ascending" : "descending") : "none");
         var button = element("button", "sort" + (active ? " active" : ""));
         button.type = "button";
+        button.setAttribute("aria-label", "Sort by " + column.label.toLowerCase() + (active && view.direction === "DESC" ? ", ascending" : ", descending"));
         button.appendChild(element("span", "", column.label));
         var arrow = element("span", "arrow", active ? (view.direction === "ASC" ? "↑" : "↓") : "↕");
         arrow.setAttribute("aria-hidden", "true");

@@ -1,6 +1,6 @@
 """The dashboard's page weight and time to first view, cold and warm, in headless Chromium.
 
-``python -m bench.dashboard`` starts ``usage-gateway demo`` (or uses ``--url`` and ``--token`` of one
+``python -m bench.dashboard_page`` starts ``usage-gateway demo`` (or uses ``--url`` and ``--token`` of one
 already running), waits until its cache is warm, then opens ``/`` signed in as the admin:
 
 - cold: a fresh browser profile (empty HTTP cache), the first visit;
@@ -64,7 +64,8 @@ class Visit:
 
     def line(self, label: str) -> str:
         return (
-            f"{label:<6} first view {self.first_view_ms:5.0f} ms, {self.transferred / 1000:6.1f} kB transferred"
+            f"{label:<6} first view {self.first_view_ms:5.0f} ms,"
+            f" {self.transferred / 1000:6.1f} kB transferred"
             f" ({self.decoded / 1000:.1f} kB decoded; {self.requests} requests,"
             f" {self.from_network} over the network)"
         )
@@ -98,7 +99,8 @@ def report(cold: Visit, warm: list[Visit]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__.split("\n\n")[0])
+    summary = __doc__.split("\n\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m bench.dashboard_page", description=summary)
     parser.add_argument("--url", help="base URL of a running demo (default: start one)")
     parser.add_argument("--token", help="an admin token for --url")
     parser.add_argument("--warm-visits", type=int, default=5)

@@ -13,18 +13,20 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import psycopg
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
 from tests.browser import PageLog, admin_token, launched_chromium, served_gateway
 from tests.test_demo import START_TIMEOUT, DemoProcess
+from usage_gateway.datasources.exports.records import INLINE_EXPORT_MAX_FACTS
 from usage_gateway.server.tokens import issue_token
 from usage_gateway.server.web_assets import ASSETS, DASHBOARD_SCRIPTS
 
@@ -496,6 +498,65 @@ def test_the_page_passes_axe_and_needs_no_other_origin(browser: Browser, demo: D
     served = {urlsplit(url).path for url in board.log.requests}
     assert {"/assets/chart.js", *(f"/assets/dashboard-{name}" for name in DASHBOARD_SCRIPTS)} <= served
     board.close()
+
+
+_BIG_MONTH = (date(2026, 2, 1), date(2026, 2, 28))
+_FACTS_PER_DAY = 2_000  # 56,000 facts in February: past INLINE_EXPORT_MAX_FACTS, a background export
+
+
+def _seed_a_big_month(database_url: str) -> None:
+    """February with many facts, January with one a day (the previous period), every day stored."""
+    assert _FACTS_PER_DAY * 28 > INLINE_EXPORT_MAX_FACTS
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for (first, last), per_day in (
+            ((date(2026, 1, 4), date(2026, 1, 31)), 1),
+            (_BIG_MONTH, _FACTS_PER_DAY),
+        ):
+            conn.execute(
+                "INSERT INTO usage_facts (date, api_key, litellm_user_id, model, provider, user_id, spend,"
+                " prompt_tokens, completion_tokens, cache_read_input_tokens, cache_creation_input_tokens,"
+                " total_tokens, api_requests, successful_requests, failed_requests, total_response_time_ms,"
+                " timed_requests)"
+                " SELECT d::date, lpad(to_hex(n), 64, '0'), 'u', 'gpt-4o', 'openai', 'u-' || (n %% 7),"
+                " 0.0123456789, 3, 4, 0, 0, 7, 2, 2, 0, 120, 2"
+                " FROM generate_series(%s::date, %s::date, interval '1 day') AS d,"
+                " generate_series(1, %s) AS n",
+                (first, last, per_day),
+            )
+            conn.execute(
+                "INSERT INTO usage_days (date, status, fetched_at, verified, fact_count, spend, api_requests,"
+                " total_tokens) SELECT d::date, 'closed', now(), true, %s, %s, %s, %s"
+                " FROM generate_series(%s::date, %s::date, interval '1 day') AS d",
+                (per_day, Decimal("0.0123456789") * per_day, 2 * per_day, 7 * per_day, first, last),
+            )
+
+
+def test_a_background_export_shows_its_progress_then_downloads(
+    browser: Browser, database_url: str, tmp_path: Path
+) -> None:
+    _seed_a_big_month(database_url)
+    with served_gateway(database_url, dashboard=True, export_dir=tmp_path) as url:
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        log = PageLog(allowed_origins=(url,))
+        log.watch(page)
+        page.goto(url + "/?range=custom&from=2026-02-01&to=2026-02-28")
+        page.get_by_label("Token", exact=True).fill(admin_token())
+        page.get_by_role("button", name="Sign in").click()
+        spend = page.locator('[data-card="spend"] .value')
+        expect(spend).to_have_attribute("data-value", re.compile(r"\d"), timeout=VIEW_TIMEOUT)
+        with page.expect_download(timeout=120_000) as started:
+            page.get_by_role("button", name="Export").click()
+            expect(page.locator("#export-status")).to_contain_text("in the background", timeout=VIEW_TIMEOUT)
+            expect(page.locator("#export-status progress")).to_have_count(1)
+        with Path(started.value.path()).open(newline="", encoding="utf-8") as file:
+            rows = list(csv.DictReader(file))
+        assert len(rows) == 28 * _FACTS_PER_DAY
+        assert sum(Decimal(row["spend"]) for row in rows) == Decimal(spend.get_attribute("data-value") or "")
+        expect(page.locator("#export-status")).to_contain_text("56,000 rows")
+        assert log.refused == []
+        assert log.errors == []
+        context.close()
 
 
 def test_the_dashboard_is_off_unless_enabled_and_serves_only_its_own_assets(database_url: str) -> None:

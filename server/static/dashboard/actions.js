@@ -8,6 +8,11 @@ UG.actions = (function () {
     node.hidden = !text;
     node.textContent = text;
     node.setAttribute("aria-busy", busy ? "true" : "false");
+    if (busy) {
+      var bar = document.createElement("progress"); // indeterminate: the API gives no fraction done
+      bar.setAttribute("aria-label", text);
+      node.appendChild(bar);
+    }
   }
 
   function download(url) {

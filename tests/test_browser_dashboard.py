@@ -258,6 +258,22 @@ def test_the_demo_link_signs_in_and_the_cards_show_the_api_numbers(browser: Brow
 
 
 @pytest.mark.slow
+def test_numbers_follow_the_viewers_locale_and_days_stay_utc_days(browser: Browser, demo: Demo) -> None:
+    # Kiritimati is UTC+14: for most of the UTC day its calendar date is already tomorrow.
+    board = open_dashboard(browser, demo, locale="de-DE", timezone_id="Pacific/Kiritimati")
+    board.sign_in(demo, demo.admin)
+    assert board.filter()["to"] == datetime.now(UTC).date().isoformat()
+    assert_cards_match_the_api(board, demo, demo.admin)
+    spend_text = board.card("spend")[1]
+    requests, requests_text = board.card("requests")
+    assert re.fullmatch(r"[\d.]+,\d{2}\s\$", spend_text), spend_text  # German: 4.067,17 $
+    assert int(requests) >= 1000
+    assert "." in requests_text
+    expect(board.page.locator("#period")).to_contain_text("UTC days")
+    board.close()
+
+
+@pytest.mark.slow
 def test_a_range_or_filter_change_updates_the_address_and_the_numbers(browser: Browser, demo: Demo) -> None:
     board = open_dashboard(browser, demo).sign_in(demo, demo.admin)
     page = board.page

@@ -325,6 +325,24 @@ async def test_postgres_restarted_during_a_burst(own_postgres: LocalPostgres) ->
     assert all(outcome == "ok" for began, _, outcome in outcomes if began > recovered)
 
 
+async def test_the_pool_reconnects_soon_after_a_long_outage(own_postgres: LocalPostgres) -> None:
+    db = await Database.open(own_postgres.url, max_size=4)
+    try:
+        await db.fetch_one("SELECT 1")
+        own_postgres.halt()
+        down_until = time.monotonic() + 8.0  # long enough for a backoff that doubles to reach 8 s
+        while time.monotonic() < down_until:  # some traffic meanwhile, as a live gateway has
+            with pytest.raises(DatabaseUnavailable):
+                await db.fetch_one("SELECT 1")
+            await asyncio.sleep(0.2)
+        await asyncio.to_thread(own_postgres.start)
+        back = await until(lambda: db.fetch_one("SELECT true"))
+        figure("Postgres back after 8 s down -> first successful query", back)
+        assert back < 2.5
+    finally:
+        await db.close()
+
+
 async def _ready(resources: Resources) -> bool:
     return (await readiness(resources)).status_code == 200
 

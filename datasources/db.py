@@ -25,7 +25,6 @@ from typing import Any
 import psycopg
 import structlog
 from psycopg import sql
-from psycopg.errors import QueryCanceled
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -102,9 +101,9 @@ class Database:
         try:
             async with self.pool.connection(timeout=wait) as conn:
                 yield conn
-        except QueryCanceled:
-            raise  # a statement timeout: Postgres is there
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            if not _unreachable(exc):
+                raise  # e.g. a statement timeout: Postgres is there
             self._failed(exc)
             raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from exc
         if self._down_since is not None:
@@ -179,6 +178,16 @@ class Database:
         async with self._connection() as conn:
             cursor = await conn.execute(query, params)
             return cursor.rowcount
+
+
+def _unreachable(exc: psycopg.OperationalError) -> bool:
+    """Whether Postgres cannot be used now: no connection in time, a connection lost or refused (no
+    SQLSTATE, or class 08), the server shutting down or starting (57P), out of connections or resources
+    (53), rather than one statement failing (a timeout, a lock not available)."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P", "53"))
 
 
 def note_statement(query: Query) -> None:

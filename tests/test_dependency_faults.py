@@ -26,6 +26,7 @@ import httpx
 import orjson
 import psycopg
 import pytest
+from psycopg.errors import QueryCanceled
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
@@ -323,6 +324,17 @@ async def test_postgres_restarted_during_a_burst(own_postgres: LocalPostgres) ->
     # Every request that began once Postgres answered again succeeded.
     recovered = restarted + first_query
     assert all(outcome == "ok" for began, _, outcome in outcomes if began > recovered)
+
+
+async def test_a_statement_timeout_is_not_an_outage(database_url: str) -> None:
+    db = await Database.open(database_url, max_size=2, statement_timeout_ms=100)
+    try:
+        with capture_logs() as logs, pytest.raises(QueryCanceled):
+            await db.fetch_one("SELECT pg_sleep(1)")
+        assert db.up
+        assert logs == []
+    finally:
+        await db.close()
 
 
 async def test_the_pool_reconnects_soon_after_a_long_outage(own_postgres: LocalPostgres) -> None:

@@ -327,6 +327,14 @@ def test_a_range_or_filter_change_updates_the_address_and_the_numbers(browser: B
     assert "from=2026-11-01" in page.url
     assert board.filter()["from"] == "2026-11-01"
     assert_cards_match_the_api(board, demo, demo.admin)
+    # A range past the gateway's limit: its error is shown, the last numbers stay greyed out.
+    page.get_by_label("From", exact=True).fill("2020-01-01")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#alert")).to_contain_text("at most 400 are allowed")
+    expect(page.locator("main")).to_have_class(re.compile(r"\bstale\b"))
+    page.go_back()
+    expect(page.locator("main")).not_to_have_class(re.compile(r"\bstale\b"), timeout=VIEW_TIMEOUT)
+    expect(page.locator("#alert")).to_be_hidden()
     board.act(page.go_back)
     assert "range=7d" in page.url
     assert "user=" in page.url

@@ -141,11 +141,13 @@
         optionsFor = range;
         drawFilters();
       }
+      $("main").classList.toggle("stale", !(answer.data && answer.data.usage));
       if (answer.data && answer.data.usage) draw(answer.data, days);
       document.documentElement.setAttribute("data-loading", "false");
     }, function (error) {
       if (mine !== sequence) return;
       alert(["The gateway could not be reached: " + error.message], []);
+      $("main").classList.add("stale");
       document.documentElement.setAttribute("data-loading", "false");
     });
   }

@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
 from tests.browser import PageLog, admin_token, launched_chromium, served_gateway
+from tests.test_cli_setup import cli
 from tests.test_demo import START_TIMEOUT, DemoProcess
 from usage_gateway.datasources.exports.records import INLINE_EXPORT_MAX_FACTS
 from usage_gateway.server.tokens import issue_token
@@ -626,3 +627,16 @@ def test_a_bad_token_is_refused_with_a_message(browser: Browser, database_url: s
         assert log.refused == []
         assert log.errors_but_unauthenticated() == []
         page.close()
+
+
+def test_serve_with_the_dashboard_stops_with_one_line_when_its_assets_are_missing(tmp_path: Path) -> None:
+    env = {
+        "USAGE_GATEWAY_DATABASE_URL": "postgresql://gw@127.0.0.1:1/usage",
+        "USAGE_GATEWAY_DASHBOARD": "true",
+        "USAGE_GATEWAY_WEB_ASSETS_DIR": str(tmp_path / "nowhere"),
+    }
+    result = cli("serve", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "the browser assets are not installed" in result.stderr
+    assert "make setup" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -4,11 +4,13 @@
 UG.api = (function () {
   var config = JSON.parse(document.getElementById("dashboard-config").textContent);
   var ROW = "spend spendExact requests successRate totalTokens averageLatencyMs";
-  var SERIES = "timeSeries(granularity: $granularity) { metrics { spend requests } }";
+  // The chart draws one metric: spend, or requests.
+  var POINT = "metrics { spend @include(if: $bySpend) requests @skip(if: $bySpend) }";
+  var SERIES = "timeSeries(granularity: $granularity) { " + POINT + " }";
   var PAGE = "(first: $first, after: $after, orderBy: $order)";
 
   var DASHBOARD = [
-    "query Dashboard($filter: UsageFilter!, $from: Date!, $to: Date!, $granularity: Granularity!,",
+    "query Dashboard($filter: UsageFilter!, $from: Date!, $to: Date!, $granularity: Granularity!, $bySpend: Boolean!,",
     "  $options: Boolean!, $everyone: Boolean!, $stackModel: Boolean!, $stackProvider: Boolean!,",
     "  $tableUser: Boolean!, $tableModel: Boolean!, $tableProvider: Boolean!, $tableKey: Boolean!,",
     "  $first: Int!, $after: String, $order: UsageOrder) {",
@@ -24,7 +26,7 @@ UG.api = (function () {
     "    to",
     "    totals { ...Card }",
     "    previousPeriod { ...Card }",
-    "    timeSeries(granularity: $granularity) { date from to metrics { spend requests } }",
+    "    timeSeries(granularity: $granularity) { date from to " + POINT + " }",
     "    stackModels: byModel(first: 8) @include(if: $stackModel) { totalCount nodes { model " + SERIES + " } }",
     "    stackProviders: byProvider(first: 8) @include(if: $stackProvider) { totalCount nodes { provider " + SERIES + " } }",
     "    byUser" + PAGE + " @include(if: $tableUser) {",
@@ -43,11 +45,11 @@ UG.api = (function () {
     "      totalCount pageInfo { hasNextPage endCursor }",
     "      nodes { apiKeyId tokenHashPrefix share lastActiveDate apiKey { name keyAlias revoked } user { id username } metrics { " + ROW + " } }",
     "    }",
-    "    freshness { complete days closedDays openDays missingDays unverifiedDays asOf }",
+    "    freshness { complete openDays missingDays unverifiedDays asOf }",
     "  }",
     "}",
     "fragment Card on UsageMetrics {",
-    "  spend spendExact requests successfulRequests failedRequests successRate totalTokens",
+    "  spend spendExact requests failedRequests successRate totalTokens",
     "  averageLatencyMs activeUsers activeApiKeys",
     "}",
   ].join("\n");

@@ -119,7 +119,7 @@
     var filtered = view.users.length + view.keys.length + view.models.length + view.providers.length > 0;
     var picking = document.querySelector("details.picker[open]") !== null;
     var variables = {
-      filter: filterOf(days), from: days.from, to: days.to, granularity: view.granularity,
+      filter: filterOf(days), from: days.from, to: days.to, granularity: view.granularity, bySpend: view.metric === "spend",
       options: options === null && (filtered || picking), everyone: everyone(),
       stackModel: view.stack === "model", stackProvider: view.stack === "provider",
       tableUser: view.table === "user", tableModel: view.table === "model",

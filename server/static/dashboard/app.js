@@ -135,7 +135,7 @@
         signOut("Your token was refused (" + answer.errors[0].message + "). Sign in again.");
         return;
       }
-      alert(answer.errors.map(function (e) { return e.message; }), answer.warnings);
+      notify(answer.errors.map(function (e) { return e.message; }), answer.warnings);
       if (answer.data && answer.data.filterOptions) {
         options = answer.data.filterOptions;
         optionsFor = range;
@@ -146,13 +146,13 @@
       document.documentElement.setAttribute("data-loading", "false");
     }, function (error) {
       if (mine !== sequence) return;
-      alert(["The gateway could not be reached: " + error.message], []);
+      notify(["The gateway could not be reached: " + error.message], []);
       $("main").classList.add("stale");
       document.documentElement.setAttribute("data-loading", "false");
     });
   }
 
-  function alert(errors, warnings) {
+  function notify(errors, warnings) {
     var node = $("alert");
     node.textContent = "";
     errors.concat(warnings).forEach(function (text) {
@@ -197,7 +197,7 @@
         optionsFor = range;
         drawFilters();
       } else if (answer.errors.length) {
-        alert(answer.errors.map(function (e) { return e.message; }), []);
+        notify(answer.errors.map(function (e) { return e.message; }), []);
       }
     }, function () { optionsAsked = ""; });
   }
@@ -248,9 +248,7 @@
     var node = $("freshness");
     node.textContent = "";
     var parts = [];
-    if (freshness.complete) {
-      parts.push({ text: "Complete and verified", tone: "good" });
-    }
+    parts.push(freshness.complete ? { text: "Complete and verified", tone: "good" } : { text: "Not complete", tone: "warn" });
     parts.push({ text: freshness.openDays.length ? "Open (may still change): " + dayList(freshness.openDays) : "No open days", tone: "" });
     parts.push({ text: freshness.missingDays.length ? "Missing: " + dayList(freshness.missingDays) : "No missing days", tone: freshness.missingDays.length ? "bad" : "" });
     parts.push({ text: freshness.unverifiedDays.length ? "Unverified: " + dayList(freshness.unverifiedDays) : "No unverified days", tone: freshness.unverifiedDays.length ? "warn" : "" });
@@ -267,9 +265,11 @@
     var start = cursors.length * PAGE_SIZE;
     var count = connection.nodes.length;
     var total = connection.totalCount;
-    $("page-info").textContent = total === 0 ? "No rows" : (view.after && !cursors.length ? "Rows from the link's page, " : "Rows " + f.integer(start + 1) + "–") +
-      f.integer(start + count) + " of " + f.integer(total);
-    if (view.after && !cursors.length) $("page-info").textContent = f.integer(count) + " rows of " + f.integer(total);
+    var text;
+    if (total === 0) text = "No rows";
+    else if (view.after && !cursors.length) text = f.integer(count) + " rows of " + f.integer(total); // a shared link's page
+    else text = "Rows " + f.integer(start + 1) + "–" + f.integer(start + count) + " of " + f.integer(total);
+    $("page-info").textContent = text;
     $("next-page").disabled = !connection.pageInfo.hasNextPage;
     $("next-page").setAttribute("data-cursor", connection.pageInfo.endCursor || "");
     $("previous-page").disabled = !view.after;
@@ -298,7 +298,7 @@
       event.preventDefault();
       var from = $("custom-from").value;
       var to = $("custom-to").value;
-      if (!from || !to || from > to) { alert(["Choose a first day on or before the last day."], []); return; }
+      if (!from || !to || from > to) { notify(["Choose a first day on or before the last day."], []); return; }
       go({ range: "custom", from: from, to: to });
     });
     $("metric").addEventListener("click", function (event) {

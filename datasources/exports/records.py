@@ -440,7 +440,10 @@ async def _run_claimed(
             db, claimed.filter, claimed.format, claimed.group_by, export_dir / name, on_progress=on_progress
         )
     except BaseException as exc:
-        log.error("export.failed", export_id=export_id, exc_info=exc)
+        if isinstance(exc, Exception):
+            log.error("export.failed", export_id=export_id, exc_info=exc)
+        else:  # cancelled (the gateway stops): no traceback, it says nothing
+            log.warning("export.cancelled", export_id=export_id)
         failing = _update(
             db,
             "UPDATE exports SET status = 'FAILED', error = %s, finished_at = now() WHERE id = %s",

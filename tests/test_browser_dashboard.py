@@ -515,13 +515,27 @@ def test_the_page_passes_axe_and_needs_no_other_origin(browser: Browser, demo: D
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
     violations = page.evaluate(AXE_RUN, WCAG_AA)
     assert violations == []
-    # With a filter picker open, and on the user's own page.
+    # With a filter picker open.
     page.locator('details[data-filter="models"] summary').click()
+    expect(page.locator('details[data-filter="models"] input[type="checkbox"]').first).to_be_visible()
     violations = page.evaluate(AXE_RUN, WCAG_AA)
     assert violations == []
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
     served = {urlsplit(url).path for url in board.log.requests}
     assert {"/assets/chart.js", *(f"/assets/dashboard-{name}" for name in DASHBOARD_SCRIPTS)} <= served
+    board.close()
+
+    # The sign-in form, and a user's own page.
+    board = open_dashboard(browser, demo, viewport=VIEWPORTS[size], bypass_csp=True)
+    page = board.page
+    page.goto(demo.base + "/")
+    expect(page.get_by_label("Token", exact=True)).to_be_focused()
+    page.add_script_tag(path=AXE)
+    assert page.evaluate(AXE_RUN, WCAG_AA) == []
+    board.sign_in(demo, demo.user)
+    page.add_script_tag(path=AXE)
+    assert page.evaluate(AXE_RUN, WCAG_AA) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]
     board.close()
 
 

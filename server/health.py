@@ -1,4 +1,4 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (Postgres, Redis and LiteLLM answer).
+"""``/healthz`` (the process answers) and ``/readyz`` (Postgres answers; Redis and LiteLLM are reported).
 
 ``/readyz`` answers ``{"ready": bool, "failing": [names], "checks": {name: {"ok": bool, "error"?}}}``:
 ``failing`` names the dependencies that did not answer, in the order of ``checks``, so a probe's log or
@@ -18,6 +18,11 @@ from usage_gateway.server.resources import Resources
 from usage_gateway.server.responses import OrjsonResponse
 
 CHECK_TIMEOUT_SECONDS = 2.0
+# Only Postgres makes a replica unready. Redis and LiteLLM are shared by every replica and the gateway
+# answers without them (Redis: from Postgres; LiteLLM: the stored days, the rest as errors), so failing
+# readiness on them would take every replica out of the load balancer at once: they are named in
+# `failing` with a 200.
+REQUIRED = frozenset({"postgres"})
 
 
 async def healthz(_: Request) -> Response:
@@ -62,5 +67,6 @@ async def readiness(resources: Resources | None) -> Response:
     results = await asyncio.gather(*(_check(probe, resources) for probe in probes.values()))
     checks = dict(zip(probes, results, strict=True))
     failing = [name for name, result in checks.items() if not result["ok"]]
-    body = {"ready": not failing, "failing": failing, "checks": checks}
-    return OrjsonResponse(body, status_code=503 if failing else 200)
+    ready = not set(failing) & REQUIRED
+    body = {"ready": ready, "failing": failing, "checks": checks}
+    return OrjsonResponse(body, status_code=200 if ready else 503)

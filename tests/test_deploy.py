@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from usage_gateway.devtools.litellm_compat import MASTER_KEY, LiteLLMStore, running_litellm
-from usage_gateway.devtools.local_services import free_port, serving
+from usage_gateway.devtools.local_services import free_port, running_postgres, serving
+from usage_gateway.migrations import apply_migrations
 from usage_gateway.server.app import create_app
 from usage_gateway.server.config import ENV_PREFIX, Settings, load_settings
 from usage_gateway.server.web_assets import DEFAULT_NODE_MODULES, WebAssets, copy_assets
@@ -293,12 +294,15 @@ def test_the_images_health_check_passes_on_a_ready_gateway_and_fails_otherwise(
     store = LiteLLMStore([], [], [], master_key=MASTER_KEY)
     with running_litellm(store) as litellm_url, _gateway(database_url, litellm_url, tmp_path) as port:
         assert _run_probe(probe, {f"{ENV_PREFIX}PORT": str(port)}) == (0, "")
-    # LiteLLM gone: /readyz answers 503, and the probe fails on it.
-    gone = f"http://127.0.0.1:{free_port()}"
-    with _gateway(database_url, gone, tmp_path) as port:
-        status, err = _run_probe(probe, {f"{ENV_PREFIX}PORT": str(port)})
-        assert status != 0
-        assert "HTTP Error 503" in err
+    # Postgres gone: /readyz answers 503, and the probe fails on it.
+    with running_postgres() as postgres:
+        apply_migrations(postgres.url)
+        with running_litellm(store) as litellm_url, _gateway(postgres.url, litellm_url, tmp_path) as port:
+            assert _run_probe(probe, {f"{ENV_PREFIX}PORT": str(port)}) == (0, "")
+            postgres.stop()
+            status, err = _run_probe(probe, {f"{ENV_PREFIX}PORT": str(port)})
+    assert status != 0
+    assert "HTTP Error 503" in err
     # Nothing listening at all.
     status, err = _run_probe(probe, {f"{ENV_PREFIX}PORT": str(free_port())})
     assert status != 0

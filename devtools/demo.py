@@ -286,74 +286,66 @@ def dashboard_login_url(ready: _Ready) -> str:
     return f"{ready.url.removesuffix('/graphql')}{DASHBOARD_LOGIN_PATH}?code={ready.dashboard_code}"
 
 
-class DashboardLogin:
-    """The demo's dashboard link: ``/demo/dashboard?code=…`` with a one-time code. Its page is the
-    dashboard with the admin token in its start-up block: the page keeps it in the browser's storage and
-    shows ``/``, so the token is in no address and no log. Every other path goes on to ``app``."""
+class OneTimeLink:
+    """``path?code=…`` answered once, by ``page()``; then, and for any other code, 410 with ``used``.
+    Neither is cached or sent on as a referrer. Every other path goes on to ``app``."""
 
-    def __init__(self, app: ASGIApp, ready: _Ready, assets: WebAssets) -> None:
+    def __init__(self, app: ASGIApp, path: str, code: str, page: Callable[[], Response], used: str) -> None:
         self.app = app
-        self.ready = ready
-        self.assets = assets
-        self._code: str | None = ready.dashboard_code
+        self.path = path
+        self.page = page
+        self.used = used
+        self._code: str | None = code
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != DASHBOARD_LOGIN_PATH:
+        if scope["type"] != "http" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
         code = request.query_params.get("code", "")
         if request.method != "GET" or self._code is None or not secrets.compare_digest(code, self._code):
-            response: Response = HTMLResponse(
-                "<p>This dashboard link is not valid or was used already: it works once. The browser that "
-                'opened it stays signed in (<a href="/">the dashboard</a>); elsewhere, sign in there with '
-                "the token the demo printed.</p>",
-                status_code=410,
-            )
+            response: Response = HTMLResponse(self.used, status_code=410)
         else:
             self._code = None
-            response = dashboard_response(
-                self.assets, DashboardStart(token=self.ready.admin_token, location="/")
-            )
+            response = self.page()
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         await response(scope, receive, send)
 
 
-class GraphiQLLogin:
-    """The demo's GraphiQL link: ``/demo/graphiql?code=…`` with a one-time code. Its page is the gateway's
-    own GraphiQL page with the admin header in the header editor (GraphiQL then keeps it, as
-    ``shouldPersistHeaders`` asks) and the example queries loaded; the address bar shows ``/graphql``.
-    The code works once; every other path goes to the gateway."""
+def with_login_links(app: ASGIApp, ready: _Ready, assets: WebAssets) -> ASGIApp:
+    """The demo's two one-time links: ``/demo/dashboard?code=…`` opens the dashboard with the admin token
+    in its start-up block (the page keeps it in the browser's storage and shows ``/``), and
+    ``/demo/graphiql?code=…`` opens GraphiQL with the admin header in its header editor (GraphiQL keeps
+    it, as ``shouldPersistHeaders`` asks) and the example queries loaded, showing ``/graphql``. Either
+    way the token is in no address and no log."""
 
-    def __init__(self, app: ASGIApp, ready: _Ready, assets: WebAssets) -> None:
-        self.app = app
-        self.ready = ready
-        self.assets = assets
-        self._code: str | None = ready.login_code
+    def graphiql() -> Response:
+        headers = json.dumps({"Authorization": f"Bearer {ready.admin_token}"}, indent=2)
+        location = "/graphql" + _examples_url(ready).split("/graphql", 1)[1]
+        return graphiql_response(assets, GraphiQLStart(headers=headers, location=location))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != GRAPHIQL_LOGIN_PATH:
-            await self.app(scope, receive, send)
-            return
-        response = self._login(Request(scope, receive))
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        await response(scope, receive, send)
+    def dashboard() -> Response:
+        return dashboard_response(assets, DashboardStart(token=ready.admin_token, location="/"))
 
-    def _login(self, request: Request) -> Response:
-        code = request.query_params.get("code", "")
-        if request.method != "GET" or self._code is None or not secrets.compare_digest(code, self._code):
-            return HTMLResponse(
-                "<p>This GraphiQL link is not valid or was used already: it works once. The browser that "
-                'opened it keeps the header in GraphiQL (<a href="/graphql">/graphql</a>); elsewhere, '
-                "paste the header the demo printed into GraphiQL's Headers tab.</p>",
-                status_code=410,
-            )
-        self._code = None
-        headers = json.dumps({"Authorization": f"Bearer {self.ready.admin_token}"}, indent=2)
-        location = "/graphql" + _examples_url(self.ready).split("/graphql", 1)[1]
-        return graphiql_response(self.assets, GraphiQLStart(headers=headers, location=location))
+    graphiql_link = OneTimeLink(
+        app,
+        GRAPHIQL_LOGIN_PATH,
+        ready.login_code,
+        graphiql,
+        "<p>This GraphiQL link is not valid or was used already: it works once. The browser that opened"
+        ' it keeps the header in GraphiQL (<a href="/graphql">/graphql</a>); elsewhere, paste the header'
+        " the demo printed into GraphiQL's Headers tab.</p>",
+    )
+    return OneTimeLink(
+        graphiql_link,
+        DASHBOARD_LOGIN_PATH,
+        ready.dashboard_code,
+        dashboard,
+        "<p>This dashboard link is not valid or was used already: it works once. The browser that opened"
+        ' it stays signed in (<a href="/">the dashboard</a>); elsewhere, sign in there with the token the'
+        " demo printed.</p>",
+    )
 
 
 def _banner(ready: _Ready, seconds: float) -> None:
@@ -415,7 +407,7 @@ async def _serve(
 ) -> int:
     assets = WebAssets(settings.web_assets_dir)
     config = uvicorn.Config(
-        DashboardLogin(GraphiQLLogin(create_app(settings), ready, assets), ready, assets),
+        with_login_links(create_app(settings), ready, assets),
         log_config=None,
         access_log=False,
         lifespan="on",

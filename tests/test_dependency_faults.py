@@ -48,7 +48,14 @@ from usage_gateway.datasources.hot_tier import HotTier, HotTierDown, connect
 from usage_gateway.datasources.litellm.day_metrics import DayMetrics
 from usage_gateway.datasources.litellm.split import Fact
 from usage_gateway.devtools.litellm_compat import Faults, LiteLLMStore, running_litellm
-from usage_gateway.devtools.local_services import LocalPostgres, LocalRedis, free_port, serving
+from usage_gateway.devtools.local_services import (
+    LocalPostgres,
+    LocalRedis,
+    free_port,
+    running_postgres,
+    running_redis,
+    serving,
+)
 from usage_gateway.errors import DatabaseUnavailable, UpstreamUnavailable
 from usage_gateway.migrations import apply_migrations
 from usage_gateway.resolvers.viewer import Role
@@ -64,21 +71,15 @@ CLI = str(Path(sys.executable).with_name("usage-gateway"))
 
 @pytest.fixture
 def own_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis().start()
-    try:
+    with running_redis() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def own_postgres() -> Iterator[LocalPostgres]:
-    server = LocalPostgres().start()
-    try:
+    with running_postgres() as server:
         apply_migrations(server.url)
         yield server
-    finally:
-        server.stop()
 
 
 def figure(name: str, seconds: float) -> None:

@@ -9,11 +9,12 @@ ARG PYTHON_IMAGE=python:3.11.16-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf42
 # d45a2996653182e785789cd05d5d234bd0b5c927 (repos/node/remote/22-bookworm-slim.md). Only a build stage.
 ARG NODE_IMAGE=node:22.23.2-bookworm-slim@sha256:f576cc608b02e6b04bb0700e13be83eb5ceb7bb24584c3181b0f4ecfa0cd0edf
 
-# Stage 1: GraphiQL's browser files, from web/'s npm lockfile (--ignore-scripts: no package runs code).
+# Stage 1: the browser files (GraphiQL, the dashboard's Chart.js), from web/'s npm lockfile
+# (--ignore-scripts: no package runs code; --omit=dev: axe-core is for the tests only).
 FROM ${NODE_IMAGE} AS web
 WORKDIR /web
 COPY web/package.json web/package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
 
 # Stage 2: a wheel of the package and a wheel of every dependency, at the versions pyproject.toml pins.
 FROM ${PYTHON_IMAGE} AS build

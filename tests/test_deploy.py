@@ -245,7 +245,9 @@ def test_the_image_ships_graphiqls_files_where_its_setting_points(tmp_path: Path
     assert assets.url("graphiql.js").startswith("/assets/graphiql.js?v=")
     stages = [a.split() for k, a in _instructions() if k == "FROM"]
     assert ["${NODE_IMAGE}", "AS", "web"] in stages
-    assert any(k == "RUN" and a.startswith("npm ci --ignore-scripts") for k, a in _instructions())
+    npm = [a.split() for k, a in _instructions() if k == "RUN" and a.startswith("npm ci")]
+    assert len(npm) == 1
+    assert {"--ignore-scripts", "--omit=dev"} <= set(npm[0])  # no package runs code; no test tools
 
 
 def test_the_build_context_leaves_out_local_state() -> None:

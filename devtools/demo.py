@@ -154,7 +154,9 @@ def run_demo(host: str, port: int, *, seed: int) -> int:
             redis_url = _start_redis(cleanup)
             apply_migrations(postgres.url)
             fill_directory(postgres.url, data)
-            store = LiteLLMStore(data.keys, data.users, data.rows, master_key=MASTER_KEY)
+            store = LiteLLMStore(
+                data.keys, data.users, data.rows, master_key=MASTER_KEY, tag_rows=data.tag_rows
+            )
             faults = Faults(failure_rate=UPSTREAM_FAILURE_RATE, seed=seed)
             litellm_url = cleanup.enter_context(running_litellm(store, faults))
             failing = f"fails {UPSTREAM_FAILURE_RATE:.0%} of calls, the gateway retries"

@@ -39,6 +39,7 @@ from usage_gateway.devtools.demo_catalog import (
     TOKENS,
     Model,
 )
+from usage_gateway.devtools.demo_tags import tag_rows
 from usage_gateway.devtools.litellm_compat.store import MASTER_KEY
 
 DAYS = 120
@@ -71,6 +72,7 @@ class DemoData:
     rows: list[dict[str, Any]]  # LiteLLM_DailyUserSpend rows, every column
     directory_users: list[dict[str, Any]]  # the gateway's users table
     directory_keys: list[dict[str, Any]]  # the gateway's api_keys table
+    tag_rows: list[dict[str, Any]] = field(default_factory=list)  # LiteLLM_DailyTagSpend rows
 
 
 @dataclass(eq=False)
@@ -118,6 +120,7 @@ def _stamp(moment: datetime) -> str:
 
 class _Generator:
     def __init__(self, seed: int, now: datetime) -> None:
+        self.seed = seed
         self.rng = random.Random(seed)
         self.legacy_rng = random.Random(f"legacy-{seed}")
         self.today = now.astimezone(UTC).date()
@@ -504,6 +507,7 @@ class _Generator:
             rows=self.rows,
             directory_users=[self._directory_user(u) for u in users],
             directory_keys=directory_keys,
+            tag_rows=tag_rows(self.rows, self.seed),
         )
 
     def _litellm_user(self, user: _User, spend: float) -> dict[str, Any]:

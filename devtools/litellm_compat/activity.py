@@ -146,9 +146,13 @@ def _bucket(group: dict[str, _Bucket], name: str, metadata: dict[str, Any]) -> _
     return found
 
 
-def _accumulate(view: StoreView, rows: Sequence[Row]) -> tuple[dict[str, _Day], Vector]:
+def _accumulate(
+    view: StoreView, rows: Sequence[Row], entity_field: str = "user_id"
+) -> tuple[dict[str, _Day], Vector]:
     """``_aggregate_spend_records_sync`` + ``update_breakdown_metrics`` over a page's rows, ``entities``
-    (LiteLLM users) included, as the paginated user route fills them."""
+    included, as the paginated routes fill them: LiteLLM users (with their email and alias) on the user
+    route, tags (``metadata: {}``, no entity metadata) on the tag route."""
+    users = entity_field == "user_id"
     days: dict[str, _Day] = {}
     totals = _zero()
     for row in rows:
@@ -172,10 +176,9 @@ def _accumulate(view: StoreView, rows: Sequence[Row]) -> tuple[dict[str, _Day], 
         if row["endpoint"]:
             _bucket(breakdown["endpoints"], row["endpoint"], {}).add(vector, key)
         _bucket(breakdown["api_keys"], key, {}).add(vector, None)
-        user_id = row["user_id"]
-        _bucket(breakdown["entities"], user_id or "Unassigned", view.entity_metadata(user_id)).add(
-            vector, key
-        )
+        entity = row[entity_field]
+        metadata = view.entity_metadata(entity) if users else {}
+        _bucket(breakdown["entities"], entity or "Unassigned", metadata).add(vector, key)
     return days, totals
 
 
@@ -228,12 +231,28 @@ def _metadata(totals: Vector, **page_fields: Any) -> dict[str, Any]:
     return metadata
 
 
+def empty_response() -> dict[str, Any]:
+    """``SpendAnalyticsPaginatedResponse(results=[])``: no days, DailySpendMetadata's defaults."""
+    return {
+        "results": [],
+        "metadata": _metadata(
+            _zero(),
+            page=1,
+            total_pages=1,
+            has_more=False,
+            api_key_limit=None,
+            total_api_keys=None,
+            entity_total_api_keys=None,
+        ),
+    }
+
+
 def paginated_activity(
-    view: StoreView, selection: Sequence[Row], page: int, page_size: int
+    view: StoreView, selection: Sequence[Row], page: int, page_size: int, *, entity_field: str = "user_id"
 ) -> dict[str, Any]:
     """One page of rows: pages cut rows (not days), and metadata totals cover this page only."""
     page_rows = selection[(page - 1) * page_size : page * page_size]
-    days, totals = _accumulate(view, page_rows)
+    days, totals = _accumulate(view, page_rows, entity_field)
     count = len(selection)
     return {
         "results": _render_days(view, days),

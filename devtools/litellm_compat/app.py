@@ -40,6 +40,7 @@ from usage_gateway.devtools.litellm_compat.params import (
     require_dates,
 )
 from usage_gateway.devtools.litellm_compat.store import LiteLLMStore, RequestRecord
+from usage_gateway.devtools.litellm_compat.tags import tag_activity
 from usage_gateway.devtools.litellm_compat.view import StoreView
 from usage_gateway.devtools.local_services import serving
 
@@ -108,6 +109,14 @@ class _Routes:
             body = orjson.dumps(aggregated_activity(view, selection, query.api_key_limit))
             view.remember_body(cache_key, body)
         return body
+
+    def tag_activity(self, view: StoreView, caller: Caller, params: dict[str, str], now: datetime) -> bytes:
+        return orjson.dumps(tag_activity(self.store.tag_view(), caller, params, aggregated=False))
+
+    def tag_activity_aggregated(
+        self, view: StoreView, caller: Caller, params: dict[str, str], now: datetime
+    ) -> bytes:
+        return orjson.dumps(tag_activity(self.store.tag_view(), caller, params, aggregated=True))
 
     def key_list(
         self, view: StoreView, caller: Caller, params: dict[str, str], now: datetime
@@ -226,6 +235,12 @@ def create_litellm_app(store: LiteLLMStore, faults: Faults | None = None) -> Sta
             Route(
                 "/user/daily/activity/aggregated",
                 routes.endpoint(routes.daily_activity_aggregated),
+                methods=["GET"],
+            ),
+            Route("/tag/daily/activity", routes.endpoint(routes.tag_activity), methods=["GET"]),
+            Route(
+                "/tag/daily/activity/aggregated",
+                routes.endpoint(routes.tag_activity_aggregated),
                 methods=["GET"],
             ),
             Route("/key/list", routes.endpoint(routes.key_list), methods=["GET"]),

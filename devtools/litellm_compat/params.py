@@ -103,7 +103,7 @@ def _canonical_date(value: str) -> date | None:
     return parsed if parsed.isoformat() == value else None
 
 
-def require_dates(query: ActivityQuery) -> tuple[str, str]:
+def require_dates(query: ActivityQuery | TagActivityQuery) -> tuple[str, str]:
     """The 400 checks of ``get_daily_activity`` (``common_daily_activity.py:87-107``)."""
     if query.start_date is None or query.end_date is None:
         raise detail_error(400, "Please provide start_date and end_date")
@@ -189,6 +189,38 @@ def parse_user_list_query(params: Mapping[str, str]) -> UserListQuery:
         team=reader.text("team"),
         sort_by=reader.text("sort_by"),
         sort_order=reader.text("sort_order") or "asc",
+    )
+    reader.finish()
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class TagActivityQuery:
+    """``get_tag_daily_activity``'s parameters (plain ``int`` page and page size: no bounds at the
+    FastAPI level), or the generic aggregated route's for tags (``api_key_limit`` 1..1000)."""
+
+    start_date: str | None
+    end_date: str | None
+    tags: list[str] | None
+    model: str | None
+    api_key: str | None
+    page: int
+    page_size: int
+    api_key_limit: int
+
+
+def parse_tag_activity_query(params: Mapping[str, str], *, aggregated: bool) -> TagActivityQuery:
+    reader = _Reader(params)
+    tags = reader.text("tags")
+    query = TagActivityQuery(
+        start_date=reader.text("start_date"),
+        end_date=reader.text("end_date"),
+        tags=tags.split(",") if tags else None,  # tags.split(",") if tags else None, no trimming
+        model=reader.text("model"),
+        api_key=reader.text("api_key"),
+        page=1 if aggregated else reader.integer("page", 1),
+        page_size=1 if aggregated else reader.integer("page_size", 10),
+        api_key_limit=reader.integer("api_key_limit", 100, ge=1, le=1000) if aggregated else 100,
     )
     reader.finish()
     return query

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from usage_gateway.devtools.litellm_compat.tags import TagView, normalize_tag_row
 from usage_gateway.devtools.litellm_compat.view import Row, StoreView, hash_token
 
 MASTER_KEY = "sk-master-1234"
@@ -104,6 +105,7 @@ class LiteLLMStore:
         users: list[dict[str, Any]],
         rows: list[dict[str, Any]],
         master_key: str = MASTER_KEY,
+        tag_rows: list[dict[str, Any]] | None = None,
     ) -> None:
         self.master_key = master_key
         self._lock = threading.RLock()
@@ -112,14 +114,17 @@ class LiteLLMStore:
         self._rows: list[Row] = []
         self._by_id: dict[str, Row] = {}
         self._view: StoreView | None = None
+        self._tag_rows: list[Row] = []
+        self._tag_view: TagView | None = None
         self._values_version = 0
         self.request_log: list[RequestRecord] = []
         self.set_rows(rows)
+        self.set_tag_rows(tag_rows or [])
 
     @classmethod
     def from_golden(cls, path: Path) -> LiteLLMStore:
         data = orjson.loads(path.read_bytes())
-        return cls(keys=data["keys"], users=data["users"], rows=data["rows"])
+        return cls(keys=data["keys"], users=data["users"], rows=data["rows"], tag_rows=data.get("tag_rows"))
 
     # -- data -------------------------------------------------------------------------------------
 
@@ -137,6 +142,20 @@ class LiteLLMStore:
             self._by_id = self._index(normalized, dict(self._by_id))
             self._rows = [*self._rows, *normalized]
             self._changed()
+
+    def set_tag_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Replace the ``LiteLLM_DailyTagSpend`` rows (one per tag of a request's cell)."""
+        stamp = utc_timestamp()
+        normalized = [normalize_tag_row(row, stamp) for row in rows]
+        if len({row["id"] for row in normalized}) != len(normalized):
+            raise ValueError("duplicate daily tag row id")
+        with self._lock:
+            self._tag_rows = normalized
+            self._changed()
+
+    def tag_rows(self) -> list[Row]:
+        with self._lock:
+            return [dict(row) for row in self._tag_rows]
 
     def set_keys(self, keys: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -178,8 +197,15 @@ class LiteLLMStore:
                 self._view = StoreView(self._rows, self._keys, self._users, self.master_key)
             return self._view
 
+    def tag_view(self) -> TagView:
+        with self._lock:
+            if self._tag_view is None:
+                self._tag_view = TagView(self._tag_rows, self.view())
+            return self._tag_view
+
     def _changed(self) -> None:
         self._view = None
+        self._tag_view = None
         self._values_version += 1
 
     @staticmethod

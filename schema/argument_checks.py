@@ -47,6 +47,7 @@ from strawberry.extensions import SchemaExtension
 
 from usage_gateway.datasources.facts.aggregates import Dimension
 from usage_gateway.errors import GatewayError
+from usage_gateway.resolvers import side_rules
 from usage_gateway.resolvers.audited import AuditEntry, write
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.filters import (
@@ -56,6 +57,7 @@ from usage_gateway.resolvers.filters import (
     check_range,
     resolve_filter,
 )
+from usage_gateway.resolvers.side_breakdowns import check_arguments as check_side_arguments
 from usage_gateway.resolvers.usage import previous_filter
 from usage_gateway.schema.enums import SortDirection, UsageMetric
 from usage_gateway.schema.inputs import UsageOrder, to_order
@@ -165,6 +167,11 @@ def _check_plain(field: _Field, ctx: Context) -> None:
     name = field.key.partition(".")[2]
     if field.key.startswith("Usage.") and name in BREAKDOWNS:
         check_after(arguments.get("after"), BREAKDOWNS[name], to_order(_order(arguments.get("orderBy"))))
+    if field.key.startswith("Usage.") and name in side_rules.FIELDS:
+        rollup = side_rules.FIELDS[name]
+        check_side_arguments(rollup, arguments.get("after"), to_order(_order(arguments.get("orderBy"))))
+        if field.under is not None:
+            side_rules.check_filters(rollup, side_rules.used_filters(field.under))
 
 
 async def check_operation(

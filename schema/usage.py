@@ -10,10 +10,12 @@ import strawberry
 from strawberry.types import Info
 
 from usage_gateway.datasources.facts.aggregates import Dimension
+from usage_gateway.datasources.facts.side_breakdowns import SideRollup
 from usage_gateway.resolvers import breakdowns
 from usage_gateway.resolvers import usage as resolve
 from usage_gateway.resolvers.breakdowns import NodePage
 from usage_gateway.resolvers.context import Context
+from usage_gateway.resolvers.side_breakdowns import SideNodePage, side_page
 from usage_gateway.resolvers.usage import UsageRequest
 from usage_gateway.schema.enums import Granularity
 from usage_gateway.schema.fields import described
@@ -21,6 +23,8 @@ from usage_gateway.schema.inputs import UsageOrder, to_order
 from usage_gateway.schema.metrics import UsageMetrics, UsagePoint, points
 from usage_gateway.schema.nodes import ApiKeyUsage, Connection, ModelUsage, ProviderUsage, UserUsage
 from usage_gateway.schema.selection import ACTIVE_COUNTS, selects_any, site
+from usage_gateway.schema.side_nodes import ACTIVE_USERS, EndpointUsage, McpServerUsage, ModelGroupUsage
+from usage_gateway.schema.side_nodes import page_info as side_page_info
 
 
 @strawberry.type(description="How complete and how fresh the days behind an answer are.")
@@ -143,6 +147,80 @@ class Usage:
             min_spend=min_spend,
             max_spend=max_spend,
             site=site(info),
+        )
+
+    @described(
+        "Usage by LiteLLM model group. Every request has one, so the nodes sum to the totals. Exact under"
+        " `apiKeyIds`, `models` and `userIds` (through each key's attributed user on each day; refused when"
+        " a key was used by several users that day); refused under `providers` and the other filters."
+    )
+    async def by_model_group(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: UsageOrder | None = None,
+    ) -> Connection[ModelGroupUsage]:
+        page = await self._side(info, SideRollup.MODEL_GROUP, first, after, order_by)
+        return Connection(
+            total_count=page.total_count,
+            page_info=side_page_info(page),
+            nodes=[ModelGroupUsage.of(n) for n in page.nodes],
+        )
+
+    @described(
+        "Usage by the endpoint LiteLLM recorded. Only requests with an endpoint are counted, so the nodes may"
+        " sum to less than the totals (never added to them). Filters as `byModelGroup`."
+    )
+    async def by_endpoint(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: UsageOrder | None = None,
+    ) -> Connection[EndpointUsage]:
+        page = await self._side(info, SideRollup.ENDPOINT, first, after, order_by)
+        return Connection(
+            total_count=page.total_count,
+            page_info=side_page_info(page),
+            nodes=[EndpointUsage.of(n) for n in page.nodes],
+        )
+
+    @described(
+        "Usage by MCP tool (LiteLLM's `mcp_servers` breakdown). Only requests through an MCP tool are"
+        " counted, so the nodes may sum to less than the totals (never added to them). Filters as"
+        " `byModelGroup`."
+    )
+    async def by_mcp_server(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: UsageOrder | None = None,
+    ) -> Connection[McpServerUsage]:
+        page = await self._side(info, SideRollup.MCP_SERVER, first, after, order_by)
+        return Connection(
+            total_count=page.total_count,
+            page_info=side_page_info(page),
+            nodes=[McpServerUsage.of(n) for n in page.nodes],
+        )
+
+    async def _side(
+        self,
+        info: Info[Context, None],
+        rollup: SideRollup,
+        first: int,
+        after: str | None,
+        order_by: UsageOrder | None,
+    ) -> SideNodePage:
+        return await side_page(
+            info.context,
+            self._request,
+            rollup,
+            first=first,
+            after=after,
+            order=to_order(order_by),
+            active_users=selects_any(info, ACTIVE_USERS),
         )
 
     @strawberry.field

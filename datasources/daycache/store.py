@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Literal
 
 from usage_gateway.datasources.db import Database, note_statement
-from usage_gateway.datasources.litellm.split import Fact
+from usage_gateway.datasources.litellm.split import Fact, SideFact
 from usage_gateway.datasources.litellm.wire import KeyMetadata
 
 DayStatus = Literal["open", "closed"]
@@ -34,6 +34,10 @@ _ATTRIBUTED_SELECT = (
 )
 
 
+_SIDE_COLUMNS = f"date, rollup, bucket, api_key, model, {_METRIC_COLUMNS}"
+_SIDE_TYPES = ("date", "text", "text", "text", "text", "numeric", *["int8"] * 10)
+
+
 # The first key of the month locks of replace_days (pg_advisory_xact_lock(int, int)); the second is the
 # month's day number since 2000-01-01.
 _MONTH_LOCKS = 7_250_302
@@ -49,6 +53,7 @@ class DayWrite:
     status: DayStatus
     verified: bool
     fetched_at: datetime
+    side: Sequence[SideFact] = ()  # model groups, endpoints, MCP tools (migration 0009)
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,16 @@ class DayStore:
             await conn.execute(
                 f"INSERT INTO usage_facts ({_FACT_COLUMNS}) SELECT {_ATTRIBUTED_SELECT} FROM staged_facts"
             )
+            await conn.execute("DELETE FROM usage_breakdown_facts WHERE date = ANY(%s)", (days,))
+            async with cursor.copy(
+                f"COPY usage_breakdown_facts ({_SIDE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(_SIDE_TYPES)
+                for write in writes:
+                    day = write.day
+                    for rollup, bucket, api_key, model, metrics in write.side:
+                        if any(metrics):
+                            await copy.write_row((day, rollup, bucket, api_key, model, *metrics))
             # Staged with COPY and upserted in one statement: a day names thousands of keys. A key of
             # several days keeps what its last day says. Sorted, so concurrent writers lock shared key
             # rows in one order and cannot deadlock.

@@ -43,6 +43,7 @@ class _Transient(Exception):
 
 
 Rollup = Literal["user", "model", "provider"]  # the three ways a key's day is rolled up
+SideCell = tuple[str, str, str]  # (breakdown name, bucket, api key bucket)
 # One page's metrics as LiteLLM sent them (spend still a float), or the exact sum of several pages'.
 # Most are never read, so they become DayMetrics only when read (see _exact).
 _Sent = SentMetrics | DayMetrics
@@ -105,10 +106,26 @@ class DayActivity:
     date: date
     keys: dict[str, KeyActivity] = field(default_factory=dict)
     key_metadata: dict[str, KeyMetadata] = field(default_factory=dict)
+    # Model groups, endpoints and MCP tools per key bucket: independent roll-ups of the same rows.
+    side: dict[SideCell, _Sent] = field(default_factory=dict)
+
+    def side_cells(self) -> list[tuple[SideCell, DayMetrics]]:
+        return [(cell, _exact(sent)) for cell, sent in self.side.items()]
 
     def merge_page(self, day: SentDay) -> None:
         breakdown = day.breakdown
         keys = self.keys
+        side = self.side
+        for side_name, side_rollup in (
+            ("model_groups", breakdown.model_groups),
+            ("endpoints", breakdown.endpoints),
+            ("mcp_servers", breakdown.mcp_servers),
+        ):
+            for bucket, entry in side_rollup.items():
+                for key, key_entry in entry.api_key_breakdown.items():
+                    cell = (side_name, bucket, key)
+                    sent = side.get(cell)
+                    side[cell] = key_entry.metrics if sent is None else _merged(sent, key_entry.metrics)
         for rollups, rollup in (
             (breakdown.entities, "users"),
             (breakdown.models, "models"),

@@ -57,6 +57,20 @@ class Fact(NamedTuple):
     metrics: DayMetrics
 
 
+class SideFact(NamedTuple):
+    """A key's part of a model group, endpoint or MCP tool bucket, within one model (the ``model=`` query
+    it was read from): LiteLLM rolls these up apart from users and providers (CONTRACT §2.6)."""
+
+    rollup: str  # 'model_group', 'endpoint' or 'mcp_server'
+    bucket: str
+    api_key: str
+    model: str
+    metrics: DayMetrics
+
+
+SIDE_NAMES = {"model_groups": "model_group", "endpoints": "endpoint", "mcp_servers": "mcp_server"}
+
+
 def _determined(key: str, activity: KeyActivity) -> list[Fact] | None:
     """The key's facts if its day pins them down — at most one of user, model and provider has several
     values — else None (needs a narrower query). Runs once per key and day: kept lean."""
@@ -223,6 +237,7 @@ class BatchRead:
     expected_models: dict[date, dict[str, DayMetrics]]
     facts: dict[date, list[Fact]]
     keys: dict[date, dict[str, KeyMetadata]]
+    side: dict[date, list[SideFact]] = field(default_factory=dict)
     models: int = 0
     narrowings: int = 0
     unsettled: dict[date, str] = field(default_factory=dict)
@@ -233,7 +248,11 @@ class BatchRead:
             return self.unsettled[day]
         got = total(self.facts[day])
         if got.matches(self.expected[day]):
-            return None
+            # Every row has a model group: the groups' parts add up to the day as the facts do.
+            groups = total(s for s in self.side.get(day, ()) if s.rollup == "model_group")
+            if groups.matches(got):
+                return None
+            return f"model groups {_shortfall(got, groups)}"
         by_model: dict[str, DayMetrics] = defaultdict(DayMetrics)
         for fact in self.facts[day]:
             by_model[fact.model] += fact.metrics
@@ -268,6 +287,7 @@ async def read_days(client: LiteLLMClient, days: Sequence[date]) -> BatchRead:
         expected_models={when: aggregated[when].models if when in aggregated else {} for when in days},
         facts={when: [] for when in days},
         keys={when: {} for when in days},
+        side={when: [] for when in days},
         models=len(spans),
     )
     del aggregated
@@ -281,6 +301,10 @@ async def read_days(client: LiteLLMClient, days: Sequence[date]) -> BatchRead:
         for when, day in model_days.items():
             read.facts[when].extend(split.facts[when])
             read.keys[when].update(day.key_metadata)
+            read.side[when].extend(
+                SideFact(SIDE_NAMES[name], bucket, key, model, metrics)
+                for (name, bucket, key), metrics in day.side_cells()
+            )
         read.narrowings += split.narrowings
         read.unsettled.update(split.unsettled)
 
@@ -296,7 +320,7 @@ def _shortfall(expected: DayMetrics, got: DayMetrics) -> str:
     return f"short by {fields}" if fields else "equal within noise"
 
 
-def total(facts: Iterable[Fact]) -> DayMetrics:
+def total(facts: Iterable[Fact | SideFact]) -> DayMetrics:
     """The facts' sum, column by column (a day has thousands of facts)."""
     columns = zip(*(fact.metrics for fact in facts), strict=True)
     return DayMetrics(*(sum(column) for column in columns))

@@ -2,8 +2,9 @@
 
 A 1000-row page is 4–5 MB of JSON, every row repeated in seven breakdowns with eighteen metrics each.
 Decoding it to dicts (orjson) and then picking fields costs 20 ms of CPU a page; msgspec decodes into
-these structs in a quarter of that, skipping the breakdowns and fields nobody reads (model groups,
-endpoints, MCP servers, savings) without building them. Fields LiteLLM always sends are required, as
+these structs in a quarter of that, skipping the fields nobody reads (metadata of buckets, savings)
+without building them. Model groups, endpoints and MCP servers are read for their own facts (migration
+0009): only their per-key metrics. Fields LiteLLM always sends are required, as
 the dict-reading code required them; key metadata is optional, as LiteLLM leaves it out for unknown keys.
 """
 
@@ -63,6 +64,10 @@ class Breakdown(msgspec.Struct):
     providers: dict[str, Bucket]
     api_keys: dict[str, KeyTotal]
     entities: dict[str, Bucket]
+    # Rolled up on their own (never crossed with users, models or providers), each with per-key parts.
+    model_groups: dict[str, Bucket]
+    endpoints: dict[str, Bucket]
+    mcp_servers: dict[str, Bucket]
 
 
 class SentDay(msgspec.Struct):

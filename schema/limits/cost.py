@@ -68,6 +68,7 @@ FIELD_COSTS: Mapping[str, int] = {
     "ModelUsage.topUsers": AGGREGATE,
     "ProviderUsage.timeSeries": AGGREGATE,
     "ApiKeyUsage.timeSeries": AGGREGATE,
+    **{f"Usage.{name}": AGGREGATE for name in ("byModelGroup", "byEndpoint", "byMcpServer")},
     **{f"FilterOptions.{name}": AGGREGATE for name in ("users", "apiKeys", "models", "providers")},
     **{
         f"Mutation.{name}": MUTATION

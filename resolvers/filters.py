@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from usage_gateway.datasources.directory import lookups as directory
+from usage_gateway.datasources.directory.lookups import NO_TEAM
 from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter, InvalidCursor, Order
 from usage_gateway.datasources.facts.known import seen_values
 from usage_gateway.datasources.facts.vocabulary import decode_cursor
-from usage_gateway.errors import BadUserInput, RangeTooLarge
+from usage_gateway.errors import BadUserInput, Forbidden, RangeTooLarge
 from usage_gateway.resolvers.context import UNKNOWN_VIEWER, AnswerWarning, Context
 from usage_gateway.resolvers.limits import Limits
 from usage_gateway.resolvers.permissions import reads_everyone
@@ -31,6 +32,7 @@ class RequestedFilter:
     api_key_ids: Sequence[str] | None = None
     models: Sequence[str] | None = None
     providers: Sequence[str] | None = None
+    team_ids: Sequence[str] | None = None
 
 
 def check_range(start: date, end: date, limits: Limits) -> None:
@@ -76,6 +78,22 @@ async def _user_ids(ctx: Context, ids: tuple[str, ...] | None) -> None:
     unknown = set(real) - await directory.users_exist(ctx.db, real)
     if unknown:
         raise _unknown("userIds", sorted(unknown))
+
+
+async def _team_ids(ctx: Context, ids: tuple[str, ...] | None) -> None:
+    """BadUserInput for a team neither synced nor ``no-team``; FORBIDDEN for a plain user naming a team
+    none of their keys was ever in (as for ``userIds`` and ``apiKeyIds``: refused, not intersected)."""
+    if not ids:
+        return
+    named = [team_id for team_id in ids if team_id != NO_TEAM]
+    if reads_everyone(ctx.viewer):
+        unknown = set(named) - await directory.teams_exist(ctx.db, named)
+        if unknown:
+            raise _unknown("teamIds", sorted(unknown))
+        return
+    theirs = await directory.teams_of_user(ctx.db, ctx.viewer.id)
+    if any(team_id not in theirs for team_id in named):
+        raise Forbidden("`teamIds` may name only the teams of your own keys (or `no-team`)")
 
 
 async def _warn_if_not_in_directory(ctx: Context) -> None:
@@ -127,6 +145,7 @@ async def resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilter
         requested.date_from,
         requested.date_to,
         *map(_values, (requested.user_ids, requested.api_key_ids, requested.models, requested.providers)),
+        _values(requested.team_ids),
     )
     found = ctx.checked_filters.get(key)
     if found is None:
@@ -151,9 +170,11 @@ async def _resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilte
     check_range(requested.date_from, requested.date_to, ctx.limits)
     user_ids = _values(requested.user_ids)
     check_user_ids(ctx.viewer, user_ids)
-    _, (api_keys, key_owners) = await asyncio.gather(
+    team_ids = _values(requested.team_ids)
+    _, (api_keys, key_owners), _ = await asyncio.gather(
         _user_ids(ctx, user_ids) if reads_everyone(ctx.viewer) else _warn_if_not_in_directory(ctx),
         _key_buckets(ctx, _values(requested.api_key_ids)),
+        _team_ids(ctx, team_ids),
     )
     f = FactFilter(
         requested.date_from,
@@ -162,5 +183,6 @@ async def _resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilte
         api_keys=api_keys,
         models=_values(requested.models),
         providers=_values(requested.providers),
+        team_ids=team_ids,
     )
     return scoped_filter(ctx.viewer, f, key_owners)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from usage_gateway.datasources.directory.lookups import ApiKeyRecord, UserRecord
+from usage_gateway.datasources.directory.lookups import ApiKeyRecord, TeamRecord, UserRecord, teams_by_ids
 from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter
 from usage_gateway.resolvers.context import Context
@@ -39,6 +39,13 @@ async def api_keys(ctx: Context, request: OptionsRequest) -> list[tuple[str, Api
     buckets = await facts.distinct_values(ctx.db, request.filter, Dimension.API_KEY)
     records = await ctx.loaders.api_keys.load_many([(_SITE, bucket) for bucket in buckets])
     return list(zip(buckets, records, strict=True))
+
+
+async def teams(ctx: Context, request: OptionsRequest) -> list[tuple[str, TeamRecord | None]]:
+    """Every team with usage in the range (``no-team`` included), with its record (None if never listed)."""
+    ids = await facts.distinct_values(ctx.db, request.filter, Dimension.TEAM)
+    records = await teams_by_ids(ctx.db, ids)
+    return [(team_id, records.get(team_id)) for team_id in ids]
 
 
 async def values(ctx: Context, request: OptionsRequest, dimension: Dimension) -> list[str]:

@@ -1,10 +1,10 @@
-"""Directory types: users and API keys."""
+"""Directory types: users, API keys and teams."""
 
 from __future__ import annotations
 
 import strawberry
 
-from usage_gateway.datasources.directory.lookups import ApiKeyRecord, UserRecord
+from usage_gateway.datasources.directory.lookups import ApiKeyRecord, TeamRecord, UserRecord
 
 
 @strawberry.type(description="A user: from the directory, or a pseudo-user with only an `id`.")
@@ -51,3 +51,18 @@ class ApiKey:
     @classmethod
     def bucket(cls, bucket: str) -> ApiKey:
         return cls(id=strawberry.ID(bucket), name=None, key_alias=None, user=None, revoked=False)
+
+
+@strawberry.type(description="A LiteLLM team (from its team list), or `no-team`.")
+class Team:
+    id: strawberry.ID
+    alias: str | None = strawberry.field(
+        default=None, description="LiteLLM's alias; kept once LiteLLM deletes the team. Null for `no-team`."
+    )
+    deleted: bool = strawberry.field(default=False, description="LiteLLM no longer lists the team.")
+
+    @classmethod
+    def of(cls, team_id: str, record: TeamRecord | None) -> Team:
+        if record is None:
+            return cls(id=strawberry.ID(team_id))
+        return cls(id=strawberry.ID(team_id), alias=record.alias, deleted=record.deleted)

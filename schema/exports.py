@@ -57,3 +57,8 @@ class SyncResult:
     api_keys_created: int
     api_keys_updated: int
     api_keys_revoked: int
+    teams_created: int = 0
+    teams_updated: int = 0
+    teams_deleted: int = strawberry.field(
+        default=0, description="Teams LiteLLM no longer lists: kept, with their alias, for their past usage."
+    )

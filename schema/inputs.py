@@ -27,10 +27,14 @@ class UsageFilter:
     )
     models: list[str] | None = None
     providers: list[str] | None = None
+    team_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="LiteLLM team ids, or `no-team`: the usage of keys while they were in these teams.",
+    )
 
     def requested(self) -> RequestedFilter:
         return RequestedFilter(
-            self.from_, self.to, self.user_ids, self.api_key_ids, self.models, self.providers
+            self.from_, self.to, self.user_ids, self.api_key_ids, self.models, self.providers, self.team_ids
         )
 
 

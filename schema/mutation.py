@@ -53,7 +53,7 @@ class Mutation:
         )
         return Export.from_record(record, mutations.download_url(info.context, record))
 
-    @mutation("Copy users and keys from LiteLLM into the directory; never deletes (admin only).")
+    @mutation("Copy users, keys and teams from LiteLLM into the directory; never deletes (admin only).")
     async def sync_directory(self, info: Info[Context, None]) -> SyncResult:
         counts = await mutations.sync_directory(info.context)
         return SyncResult(
@@ -62,4 +62,7 @@ class Mutation:
             api_keys_created=counts.api_keys_created,
             api_keys_updated=counts.api_keys_updated,
             api_keys_revoked=counts.api_keys_revoked,
+            teams_created=counts.teams_created,
+            teams_updated=counts.teams_updated,
+            teams_deleted=counts.teams_deleted,
         )

@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 import strawberry
 from strawberry.types import Info
 
+from usage_gateway.datasources.directory.lookups import TeamRecord
 from usage_gateway.datasources.facts.aggregates import Dimension
 from usage_gateway.resolvers import nodes
 from usage_gateway.resolvers.breakdowns import NodePage
@@ -177,6 +178,48 @@ class ApiKeyUsage:
         self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
     ) -> list[UsagePoint]:
         return await _points(info, self._node, granularity)
+
+
+@strawberry.type(
+    description="A LiteLLM team: the team of each key on each day (a key that moved keeps its earlier usage"
+    " under its earlier team), or `no-team` for keys without one, keys outside the directory and spend"
+    " without a key. Teams partition the facts: the nodes sum to the totals."
+)
+class TeamUsage:
+    team_id: strawberry.ID
+    team_alias: str | None = strawberry.field(
+        description="LiteLLM's alias; kept for a team LiteLLM has deleted. Null for `no-team` and for a team"
+        " never listed by LiteLLM's team list."
+    )
+    deleted: bool = strawberry.field(description="LiteLLM no longer lists the team.")
+    metrics: UsageMetrics
+    share: float = strawberry.field(description=SHARE)
+    last_active_date: date | None
+    _node: strawberry.Private[Node]
+
+    @classmethod
+    def of(cls, node: Node, record: TeamRecord | None) -> TeamUsage:
+        row = node.row
+        return cls(
+            team_id=strawberry.ID(row.key),
+            team_alias=None if record is None else record.alias,
+            deleted=False if record is None else record.deleted,
+            metrics=UsageMetrics.of(row.totals),
+            share=node.share,
+            last_active_date=row.last_active,
+            _node=node,
+        )
+
+    @described(SERIES)
+    async def time_series(
+        self, info: Info[Context, None], granularity: Granularity = Granularity.DAY
+    ) -> list[UsagePoint]:
+        return await _points(info, self._node, granularity)
+
+    @described("The team's top users by spend, with metrics of this team only.")
+    async def top_users(self, info: Info[Context, None], first: int = 5) -> list[UserUsage]:
+        found = await nodes.top(info.context, self._node, Dimension.USER, first, site(info))
+        return [UserUsage.of(node) for node in found]
 
 
 def page_info(page: NodePage) -> PageInfo:

@@ -13,7 +13,7 @@ from usage_gateway.resolvers import mutations, options
 from usage_gateway.resolvers import usage as resolve
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.options import OptionsRequest
-from usage_gateway.schema.directory import ApiKey, User
+from usage_gateway.schema.directory import ApiKey, Team, User
 from usage_gateway.schema.enums import Role
 from usage_gateway.schema.exports import Export
 from usage_gateway.schema.fields import described
@@ -34,6 +34,11 @@ class FilterOptions:
     async def api_keys(self, info: Info[Context, None]) -> list[ApiKey]:
         found = await options.api_keys(info.context, self._request)
         return [ApiKey.of(record) if record else ApiKey.bucket(bucket) for bucket, record in found]
+
+    @described("Teams with usage in the range, `no-team` included when some usage had no team.")
+    async def teams(self, info: Info[Context, None]) -> list[Team]:
+        found = await options.teams(info.context, self._request)
+        return [Team.of(team_id, record) for team_id, record in found]
 
     @strawberry.field
     async def models(self, info: Info[Context, None]) -> list[str]:

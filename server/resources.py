@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from usage_gateway.datasources.answer_cache import AnswerCache
 from usage_gateway.datasources.daycache.days import Clock, DayCache, utc_now
+from usage_gateway.datasources.daycache.tag_days import TagDayCache
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.hot_tier import POOL_CONNECTIONS, HotTier, connect
 from usage_gateway.datasources.litellm.client import LiteLLMClient
@@ -30,6 +31,21 @@ def _answer_cache(settings: Settings, redis: HotTier | Redis | None, clock: Cloc
     return AnswerCache(redis, ttl, today_ttl_seconds=settings.today_ttl_seconds, clock=clock)
 
 
+def _tag_days(
+    settings: Settings, db: Database, litellm: LiteLLMClient | None, hot: HotTier | None, clock: Clock
+) -> TagDayCache:
+    """Tag days follow the user days' settings: same freshness, closing and concurrency."""
+    return TagDayCache(
+        db,
+        litellm,
+        hot,
+        today_ttl_seconds=settings.today_ttl_seconds,
+        close_after_hours=settings.close_after_hours,
+        concurrency=settings.litellm_concurrency,
+        clock=clock,
+    )
+
+
 @dataclass
 class Resources:
     settings: Settings
@@ -40,10 +56,13 @@ class Resources:
     # Built from the settings when not given: on with Redis and ANSWER_CACHE_TTL_SECONDS > 0.
     answers: AnswerCache | None = None
     hot: HotTier | None = None  # built around ``redis`` when not given
+    tag_days: TagDayCache | None = None  # built from the settings when not given (issue 16: tags)
 
     def __post_init__(self) -> None:
         if self.hot is None and self.redis is not None:
             self.hot = HotTier(self.redis)
+        if self.tag_days is None:
+            self.tag_days = _tag_days(self.settings, self.db, self.litellm, self.hot, utc_now)
         if self.answers is None:
             self.answers = _answer_cache(self.settings, self.hot, utc_now)
 
@@ -102,7 +121,8 @@ class Resources:
             concurrency=settings.litellm_concurrency,
             clock=clock,
         )
-        return cls(settings, db, redis, litellm, days, _answer_cache(settings, hot, clock), hot)
+        tag_days = _tag_days(settings, db, litellm, hot, clock)
+        return cls(settings, db, redis, litellm, days, _answer_cache(settings, hot, clock), hot, tag_days)
 
     async def close(self) -> None:
         if self.litellm is not None:

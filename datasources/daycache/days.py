@@ -121,6 +121,8 @@ class RangeReport:
 
 
 class DayCache:
+    MARKER_PREFIX = "ug:day:"  # Redis key of a day's marker, before its date
+
     def __init__(
         self,
         db: Database,
@@ -323,7 +325,7 @@ class DayCache:
         """
         started = self._clock()
         try:
-            read = await read_days(client, days)
+            read = await self._read_days(client, days)
         except UpstreamUnavailable as exc:
             if len(days) == 1:
                 DAY_FETCH_FAILURES.inc()
@@ -359,6 +361,9 @@ class DayCache:
             )
         return outcomes
 
+    async def _read_days(self, client: LiteLLMClient, days: list[date]) -> BatchRead:
+        return await read_days(client, days)
+
     async def _store_days(
         self, days: list[date], read: BatchRead, mismatches: dict[date, str | None], started: datetime
     ) -> dict[date, DayState]:
@@ -372,9 +377,7 @@ class DayCache:
             day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
             closes_at = day_end + self._close_after
             status: DayStatus = "closed" if verified and started >= closes_at else "open"
-            writes.append(
-                DayWrite(day, read.facts[day], read.keys[day], status, verified, started, read.side[day])
-            )
+            writes.append(DayWrite(day, read.facts[day], read.keys[day], status, verified, started))
         async with self._write_slots:
             states = await self._store.replace_days(writes)
         for state in states.values():
@@ -391,7 +394,7 @@ class DayCache:
     async def _read_markers(self, days: Sequence[date]) -> dict[date, _Marker]:
         if self._hot is None or not days:
             return {}
-        keys = [f"ug:day:{d.isoformat()}" for d in days]
+        keys = [f"{self.MARKER_PREFIX}{d.isoformat()}" for d in days]
         raw = await self._hot.attempt("day_markers", lambda redis: redis.mget(keys), None)
         if raw is None:  # Redis unavailable: every day is asked of Postgres
             return {}
@@ -410,7 +413,10 @@ class DayCache:
             else:
                 ttl_ms = int((state.fetched_at + self._ttl - now).total_seconds() * 1000)
             if ttl_ms > 0:
-                markers[f"ug:day:{state.date.isoformat()}"] = (_Marker.of(state).encode(), ttl_ms)
+                markers[f"{self.MARKER_PREFIX}{state.date.isoformat()}"] = (
+                    _Marker.of(state).encode(),
+                    ttl_ms,
+                )
         if not markers:
             return
 

@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 _ADVISORY_NAMESPACE = 7_250_302  # fixed: "usage-gateway day fetch" among advisory locks
+TAG_DAY_NAMESPACE = 7_250_308  # fixed: "usage-gateway tag day fetch" (a tag day is fetched on its own)
 
 
 def _on(method: Callable[[], Awaitable[T]]) -> Callable[[Redis], Awaitable[T]]:
@@ -52,8 +53,16 @@ class RedisDayLocks:
     while the locks are taken (those already taken are released first).
     """
 
-    def __init__(self, hot: HotTier, *, expire_seconds: float = 120.0, wait_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        hot: HotTier,
+        *,
+        expire_seconds: float = 120.0,
+        wait_seconds: float = 300.0,
+        prefix: str = "ug:lock:day:",
+    ) -> None:
         self._hot = hot
+        self._prefix = prefix
         self._expire = expire_seconds
         self._wait = wait_seconds
 
@@ -64,7 +73,7 @@ class RedisDayLocks:
         try:
             for day in sorted(set(days)):
                 lock = self._hot.client.lock(
-                    f"ug:lock:day:{day.isoformat()}",
+                    f"{self._prefix}{day.isoformat()}",
                     timeout=self._expire,
                     sleep=0.05,
                     blocking_timeout=self._wait,
@@ -95,8 +104,11 @@ class PostgresDayLocks:
     dies. Waiting for another holder is bounded by ``wait_seconds``, as with the Redis locks, not by the
     statement timeout meant for queries."""
 
-    def __init__(self, db: Database, *, wait_seconds: float = 300.0) -> None:
+    def __init__(
+        self, db: Database, *, wait_seconds: float = 300.0, namespace: int = _ADVISORY_NAMESPACE
+    ) -> None:
         self._db = db
+        self._namespace = namespace
         self._wait_ms = str(round(wait_seconds * 1000))
 
     @contextlib.asynccontextmanager
@@ -107,7 +119,7 @@ class PostgresDayLocks:
                 for day in sorted(set(days)):
                     try:
                         await conn.execute(
-                            "SELECT pg_advisory_lock(%s, %s)", (_ADVISORY_NAMESPACE, day.toordinal())
+                            "SELECT pg_advisory_lock(%s, %s)", (self._namespace, day.toordinal())
                         )
                     except QueryCanceled as exc:
                         raise UpstreamUnavailable(
@@ -124,9 +136,16 @@ class PostgresDayLocks:
 class FailoverDayLocks:
     """Redis locks while Redis answers, Postgres advisory locks while it does not."""
 
-    def __init__(self, hot: HotTier, db: Database) -> None:
-        self._redis = RedisDayLocks(hot)
-        self._postgres = PostgresDayLocks(db)
+    def __init__(
+        self,
+        hot: HotTier,
+        db: Database,
+        *,
+        prefix: str = "ug:lock:day:",
+        namespace: int = _ADVISORY_NAMESPACE,
+    ) -> None:
+        self._redis = RedisDayLocks(hot, prefix=prefix)
+        self._postgres = PostgresDayLocks(db, namespace=namespace)
 
     @contextlib.asynccontextmanager
     async def hold(self, days: Collection[date]) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""The directory: users and their API keys (DESIGN §4), looked up in batches.
+"""The directory: users, their API keys (DESIGN §4) and LiteLLM's teams, looked up in batches.
 
 Each function runs one SQL statement (none when asked about nothing), so a DataLoader built on it costs
 one statement per request however many nodes ask.
@@ -15,6 +15,7 @@ from usage_gateway.datasources.db import Database
 
 UNATTRIBUTED = "unattributed"
 LITELLM_USER_PREFIX = "litellm:"
+NO_TEAM = "no-team"  # the team of a fact whose key had no team that day (migration 0007)
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,44 @@ async def api_keys_by_ids(db: Database, ids: Sequence[str]) -> dict[str, ApiKeyR
         return {}
     rows = await db.fetch_all(f"{_KEY_SELECT} WHERE k.id = ANY(%s::text[])", (list(set(ids)),))
     return {key.id: key for key in map(_key, rows)}
+
+
+@dataclass(frozen=True)
+class TeamRecord:
+    """A LiteLLM team; ``deleted`` once LiteLLM no longer lists it (its alias stays for its past usage)."""
+
+    id: str
+    alias: str | None
+    deleted: bool
+
+
+async def teams_by_ids(db: Database, ids: Sequence[str]) -> dict[str, TeamRecord]:
+    """The synced teams among ``ids`` (``no-team`` and teams never listed are absent)."""
+    if not ids:
+        return {}
+    rows = await db.fetch_all(
+        "SELECT id, alias, deleted_at IS NOT NULL FROM teams WHERE id = ANY(%s::text[])", (list(set(ids)),)
+    )
+    return {row[0]: TeamRecord(*row) for row in rows}
+
+
+async def teams_exist(db: Database, ids: Sequence[str]) -> set[str]:
+    """The ids among ``ids`` that name a team: listed by LiteLLM, or the team of some directory key."""
+    if not ids:
+        return set()
+    rows = await db.fetch_all(
+        "SELECT id FROM teams WHERE id = ANY(%(ids)s::text[])"
+        " UNION SELECT team_id FROM api_key_teams WHERE team_id = ANY(%(ids)s::text[])",
+        {"ids": list(set(ids))},
+    )
+    return {row[0] for row in rows}
+
+
+async def teams_of_user(db: Database, user_id: str) -> set[str]:
+    """Every team a key of ``user_id``'s was in while it was theirs or since (its team history)."""
+    rows = await db.fetch_all(
+        "SELECT DISTINCT t.team_id FROM api_key_owners o JOIN api_key_teams t ON t.token_hash = o.token_hash"
+        " WHERE o.user_id = %s AND t.team_id IS NOT NULL",
+        (user_id,),
+    )
+    return {row[0] for row in rows}

@@ -1,11 +1,15 @@
-"""``syncDirectory``: LiteLLM's users and keys into ``users`` and ``api_keys``, never deleting anything.
+"""``syncDirectory``: LiteLLM's users, keys and teams into ``users``, ``api_keys`` and ``teams``, never
+deleting anything.
 
 Users are upserted by id, keys by ``token_hash`` (a key the sync creates gets its token hash as id; a key
 the host application wrote keeps its own id). Only rows whose values differ are written, so a second run
 over the same data changes nothing and counts zero. A key is revoked (``revoked_at``, set once) when
 LiteLLM blocks it, deletes it, or no longer lists it; a key LiteLLM lists as active again is un-revoked,
 which also heals a key missed by a listing that shifted while it was paged. A key whose owner changed
-gets the new ``user_id``; the triggers on ``api_keys`` keep its earlier spend with the earlier owner.
+gets the new ``user_id``, a key that moved gets the new ``team_id``; the triggers on ``api_keys`` keep its
+earlier spend with the earlier owner and the earlier team. Teams are upserted by id with their alias; a
+team LiteLLM no longer lists is marked deleted (``deleted_at``, set once) and keeps its alias, so its past
+usage keeps its name.
 
 Everything is written in one transaction, set-based: the listings are COPied into temporary tables and
 merged with one statement per table. Syncs are serialised by a transaction-scoped advisory lock.
@@ -37,6 +41,7 @@ _TOKEN_HASH = re.compile(r"[0-9a-f]{64}")
 
 UserRow = tuple[str, str | None, str | None, str | None, str | None, datetime | None]
 KeyRow = tuple[str, str | None, str | None, str | None, str | None, datetime | None, bool]
+TeamRow = tuple[str, str | None]
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,9 @@ class SyncCounts:
     api_keys_created: int = 0
     api_keys_updated: int = 0
     api_keys_revoked: int = 0
+    teams_created: int = 0
+    teams_updated: int = 0
+    teams_deleted: int = 0
 
     @property
     def changed(self) -> bool:
@@ -98,6 +106,21 @@ def key_row(key: Mapping[str, Any], *, deleted: bool) -> KeyRow | None:
         _timestamp(key.get("created_at")),
         deleted or key.get("blocked") is True,
     )
+
+
+def team_row(team: Mapping[str, Any]) -> TeamRow | None:
+    """A ``teams`` row from a ``/team/list`` object; None without a team id."""
+    team_id = _text(team.get("team_id"))
+    return None if team_id is None else (team_id, _text(team.get("team_alias")))
+
+
+def _unique_teams(teams: Iterable[Mapping[str, Any]]) -> list[TeamRow]:
+    rows: dict[str, TeamRow] = {}
+    for team in teams:
+        row = team_row(team)
+        if row is not None:
+            rows.setdefault(row[0], row)
+    return list(rows.values())
 
 
 def _unique_users(users: Iterable[Mapping[str, Any]]) -> list[UserRow]:
@@ -185,6 +208,25 @@ SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE is_changed),
   FROM classified
 """
 
+_MERGE_TEAMS = """
+WITH classified AS (
+    SELECT s.*, t.id IS NULL AS is_new,
+           t.id IS NOT NULL AND (t.alias IS DISTINCT FROM s.alias OR t.deleted_at IS NOT NULL) AS is_changed
+      FROM sync_teams s LEFT JOIN teams t ON t.id = s.id
+), merged AS (
+    INSERT INTO teams AS t (id, alias, updated_at, deleted_at)
+    SELECT id, alias, now(), NULL FROM classified WHERE is_new OR is_changed
+    ON CONFLICT (id) DO UPDATE SET alias = EXCLUDED.alias, updated_at = now(), deleted_at = NULL
+    RETURNING 1
+)
+SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE is_changed) FROM classified
+"""
+
+_DELETE_GONE_TEAMS = """
+UPDATE teams t SET deleted_at = now()
+ WHERE t.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM sync_teams s WHERE s.id = t.id)
+"""
+
 _REVOKE_GONE = """
 UPDATE api_keys k SET revoked_at = now()
  WHERE k.revoked_at IS NULL AND NOT EXISTS (SELECT 1 FROM sync_keys s WHERE s.token_hash = k.token_hash)
@@ -214,8 +256,14 @@ async def _counts(cursor: psycopg.AsyncCursor[TupleRow]) -> tuple[int, ...]:
     return tuple(int(value) for value in row)
 
 
-async def merge_directory(db: Database, users: Sequence[UserRow], keys: Sequence[KeyRow]) -> SyncCounts:
-    """Merge complete listings of users and keys into the directory (one transaction)."""
+async def merge_directory(
+    db: Database,
+    users: Sequence[UserRow],
+    keys: Sequence[KeyRow],
+    teams: Sequence[TeamRow] | None = None,
+) -> SyncCounts:
+    """Merge complete listings of users, keys and (unless None) teams into the directory (one
+    transaction)."""
     async with db.transaction() as conn:
         await _execute(conn, "SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         await _execute(
@@ -241,7 +289,24 @@ async def merge_directory(db: Database, users: Sequence[UserRow], keys: Sequence
         users_created, users_updated = await _counts(await _execute(conn, _MERGE_USERS))
         keys_created, keys_updated, keys_revoked = await _counts(await _execute(conn, _MERGE_KEYS))
         gone = (await _execute(conn, _REVOKE_GONE)).rowcount
-    return SyncCounts(users_created, users_updated, keys_created, keys_updated, keys_revoked + gone)
+        teams_created = teams_updated = teams_deleted = 0
+        if teams is not None:
+            await _execute(
+                conn, "CREATE TEMP TABLE sync_teams (id text PRIMARY KEY, alias text) ON COMMIT DROP"
+            )
+            await _copy(conn, "sync_teams", "id, alias", teams)
+            teams_created, teams_updated = await _counts(await _execute(conn, _MERGE_TEAMS))
+            teams_deleted = (await _execute(conn, _DELETE_GONE_TEAMS)).rowcount
+    return SyncCounts(
+        users_created,
+        users_updated,
+        keys_created,
+        keys_updated,
+        keys_revoked + gone,
+        teams_created,
+        teams_updated,
+        teams_deleted,
+    )
 
 
 async def sync_directory(db: Database, client: LiteLLMClient, *, redis: Redis | None = None) -> SyncCounts:
@@ -251,8 +316,8 @@ async def sync_directory(db: Database, client: LiteLLMClient, *, redis: Redis | 
     whose usage it is). Directory writes by the host application do not: cached answers can lag them by
     up to ``ANSWER_CACHE_TTL_SECONDS``.
     """
-    users, active, deleted = await asyncio.gather(
-        client.list_users(), client.list_keys(), client.list_deleted_keys()
+    users, active, deleted, teams = await asyncio.gather(
+        client.list_users(), client.list_keys(), client.list_deleted_keys(), client.list_teams()
     )
     keys = _unique_keys(active, deleted)
     if not keys:
@@ -263,7 +328,7 @@ async def sync_directory(db: Database, client: LiteLLMClient, *, redis: Redis | 
             raise UpstreamUnavailable(
                 f"LiteLLM listed no keys at all; refusing to revoke {live} directory keys"
             )
-    counts = await merge_directory(db, _unique_users(users), keys)
+    counts = await merge_directory(db, _unique_users(users), keys, _unique_teams(teams))
     if counts.changed:
         await bump_data_version(redis)
     log.info("directory_sync.done", **{name: getattr(counts, name) for name in counts.__dataclass_fields__})

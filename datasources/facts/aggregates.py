@@ -104,6 +104,7 @@ _RELATED: dict[Dimension, Dimension | None] = {
     Dimension.PROVIDER: Dimension.MODEL,
     Dimension.API_KEY: None,
     Dimension.USER: None,
+    Dimension.TEAM: None,
 }
 _STEPS = {Granularity.DAY: "1 day", Granularity.WEEK: "1 week", Granularity.MONTH: "1 month"}
 _DIRECTIONS = {Direction.ASC: sql.SQL("ASC"), Direction.DESC: sql.SQL("DESC")}

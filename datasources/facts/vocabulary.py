@@ -30,6 +30,7 @@ class Dimension(StrEnum):
     API_KEY = "api_key"
     MODEL = "model"
     PROVIDER = "provider"
+    TEAM = "team_id"  # the key's team on the fact's day (migration 0007), 'no-team' without one
 
 
 class Granularity(StrEnum):
@@ -76,6 +77,7 @@ class FactFilter:
     api_keys: tuple[str, ...] | None = None
     models: tuple[str, ...] | None = None
     providers: tuple[str, ...] | None = None
+    team_ids: tuple[str, ...] | None = None  # LiteLLM team ids, or 'no-team'
 
     def values_for(self, dimension: Dimension) -> tuple[str, ...] | None:
         """The filter's allowed values for ``dimension``."""
@@ -84,6 +86,7 @@ class FactFilter:
             Dimension.API_KEY: self.api_keys,
             Dimension.MODEL: self.models,
             Dimension.PROVIDER: self.providers,
+            Dimension.TEAM: self.team_ids,
         }[dimension]
 
 

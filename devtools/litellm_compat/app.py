@@ -41,6 +41,7 @@ from usage_gateway.devtools.litellm_compat.params import (
 )
 from usage_gateway.devtools.litellm_compat.store import LiteLLMStore, RequestRecord
 from usage_gateway.devtools.litellm_compat.tags import tag_activity
+from usage_gateway.devtools.litellm_compat.teams import team_list
 from usage_gateway.devtools.litellm_compat.view import StoreView
 from usage_gateway.devtools.local_services import serving
 
@@ -123,6 +124,9 @@ class _Routes:
     ) -> dict[str, Any]:
         scope = None if caller.is_admin else caller.user_id or ""
         return key_list(view, parse_key_list_query(params), scoped_user_id=scope, now=now)
+
+    def team_list(self, view: StoreView, caller: Caller, params: dict[str, str], now: datetime) -> bytes:
+        return orjson.dumps(team_list(view, self.store.teams(), caller, params))
 
     def user_list(
         self, view: StoreView, caller: Caller, params: dict[str, str], now: datetime
@@ -245,6 +249,7 @@ def create_litellm_app(store: LiteLLMStore, faults: Faults | None = None) -> Sta
             ),
             Route("/key/list", routes.endpoint(routes.key_list), methods=["GET"]),
             Route("/user/list", routes.endpoint(routes.user_list), methods=["GET"]),
+            Route("/team/list", routes.endpoint(routes.team_list), methods=["GET"]),
             Route("/health/liveliness", _liveliness, methods=["GET"]),
             Route("/health/liveness", _liveliness, methods=["GET"]),
         ],

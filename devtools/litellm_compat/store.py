@@ -111,6 +111,7 @@ class LiteLLMStore:
         self._lock = threading.RLock()
         self._keys = [_normalize_key(key) for key in keys]
         self._users = [dict(user) for user in users]
+        self._teams: list[Row] = []
         self._rows: list[Row] = []
         self._by_id: dict[str, Row] = {}
         self._view: StoreView | None = None
@@ -166,6 +167,16 @@ class LiteLLMStore:
         with self._lock:
             self._users = [dict(user) for user in users]
             self._changed()
+
+    def set_teams(self, teams: list[dict[str, Any]]) -> None:
+        """Replace the ``LiteLLM_TeamTable`` rows (``/team/list``); a deleted team is one left out."""
+        with self._lock:
+            self._teams = [dict(team) for team in teams]
+            self._changed()
+
+    def teams(self) -> list[Row]:
+        with self._lock:
+            return [dict(team) for team in self._teams]
 
     def rows(self) -> list[Row]:
         """Copies of every row, in insertion order."""

@@ -377,7 +377,9 @@ class DayCache:
             day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
             closes_at = day_end + self._close_after
             status: DayStatus = "closed" if verified and started >= closes_at else "open"
-            writes.append(DayWrite(day, read.facts[day], read.keys[day], status, verified, started))
+            writes.append(
+                DayWrite(day, read.facts[day], read.keys[day], status, verified, started, read.side[day])
+            )
         async with self._write_slots:
             states = await self._store.replace_days(writes)
         for state in states.values():

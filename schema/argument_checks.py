@@ -68,6 +68,7 @@ BREAKDOWNS = {
     "byModel": Dimension.MODEL,
     "byProvider": Dimension.PROVIDER,
     "byApiKey": Dimension.API_KEY,
+    "byTeam": Dimension.TEAM,
 }
 FILTERED = frozenset({"Query.usage", "Mutation.exportUsage"})
 RANGED = frozenset({"Query.filterOptions", "Mutation.refreshRange"})
@@ -85,7 +86,7 @@ class _Field:
 
 
 def _requested(value: dict[str, Any]) -> RequestedFilter:
-    lists = (value[name] for name in ("userIds", "apiKeyIds", "models", "providers"))
+    lists = (value.get(name) for name in ("userIds", "apiKeyIds", "models", "providers", "teamIds"))
     return RequestedFilter(value["from"], value["to"], *(None if v is None else tuple(v) for v in lists))
 
 

@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from usage_gateway.datasources.facts.aggregates import Dimension
 from usage_gateway.datasources.facts.side_breakdowns import SideRollup
-from usage_gateway.resolvers import breakdowns
+from usage_gateway.resolvers import breakdowns, teams
 from usage_gateway.resolvers import usage as resolve
 from usage_gateway.resolvers.breakdowns import NodePage
 from usage_gateway.resolvers.context import Context
@@ -21,7 +21,14 @@ from usage_gateway.schema.enums import Granularity
 from usage_gateway.schema.fields import described
 from usage_gateway.schema.inputs import UsageOrder, to_order
 from usage_gateway.schema.metrics import UsageMetrics, UsagePoint, points
-from usage_gateway.schema.nodes import ApiKeyUsage, Connection, ModelUsage, ProviderUsage, UserUsage
+from usage_gateway.schema.nodes import (
+    ApiKeyUsage,
+    Connection,
+    ModelUsage,
+    ProviderUsage,
+    TeamUsage,
+    UserUsage,
+)
 from usage_gateway.schema.selection import ACTIVE_COUNTS, selects_any, site
 from usage_gateway.schema.side_nodes import ACTIVE_USERS, EndpointUsage, McpServerUsage, ModelGroupUsage
 from usage_gateway.schema.side_nodes import page_info as side_page_info
@@ -126,6 +133,21 @@ class Usage:
     ) -> Connection[ApiKeyUsage]:
         page = await self._page(info, Dimension.API_KEY, first, after, order_by)
         return Connection.of(page, ApiKeyUsage.of)
+
+    @described(
+        "Usage by LiteLLM team: the team of each key on each day, `no-team` for the rest; the nodes sum to"
+        " the totals."
+    )
+    async def by_team(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: UsageOrder | None = None,
+    ) -> Connection[TeamUsage]:
+        page = await self._page(info, Dimension.TEAM, first, after, order_by)
+        found = await teams.records(info.context, [node.key for node in page.nodes])
+        return Connection.of(page, lambda node: TeamUsage.of(node, found.get(node.key)))
 
     async def _page(
         self,

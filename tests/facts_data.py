@@ -33,11 +33,13 @@ KEYS = (
 )
 MODELS = ("gpt-4o", "claude-3", "Llama-3", "unknown-model")
 PROVIDERS = ("openai", "anthropic", "bedrock", "unknown")
+TEAMS = ("team-a", "Team-B", "no-team")
 VALUES = {
     Dimension.USER: USERS,
     Dimension.API_KEY: KEYS,
     Dimension.MODEL: MODELS,
     Dimension.PROVIDER: PROVIDERS,
+    Dimension.TEAM: TEAMS,
 }
 # What a group lists beside its totals: a model its providers, a provider its models, others nothing.
 RELATED = {Dimension.MODEL: Dimension.PROVIDER, Dimension.PROVIDER: Dimension.MODEL}
@@ -62,6 +64,7 @@ class Fact:
     failed_requests: int
     total_response_time_ms: int
     timed_requests: int
+    team_id: str = "no-team"  # the key's team on the day (migration 0007)
 
     def value(self, dimension: Dimension) -> str:
         value: str = getattr(self, dimension.value)
@@ -96,7 +99,8 @@ facts = st.builds(
     provider=st.sampled_from(PROVIDERS),
     user_id=st.sampled_from(USERS),
     spend=spends,
-    **dict.fromkeys(COLUMNS[7:], counts),
+    **dict.fromkeys(COLUMNS[7:-1], counts),
+    team_id=st.sampled_from(TEAMS),
 )
 # Hypothesis favours short lists; an explicit size spreads them up to 40 facts.
 facts_lists = st.integers(0, 40).flatmap(
@@ -130,6 +134,7 @@ def filters(draw: st.DrawFn) -> FactFilter:
         api_keys=draw(_subsets(KEYS)),
         models=draw(_subsets(MODELS)),
         providers=draw(_subsets(PROVIDERS)),
+        team_ids=draw(_subsets(TEAMS)),
     )
 
 

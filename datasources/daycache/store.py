@@ -27,7 +27,8 @@ _FACT_TYPES = ("date", "text", "text", "text", "text", "text", "numeric", *["int
 _KEY_COLUMNS = "api_key, key_alias, team_id, user_id, user_email, key_exists, last_seen"
 _KEY_TYPES = ("text", "text", "text", "text", "text", "bool", "date")
 _FACT_COLUMNS = f"date, api_key, litellm_user_id, model, provider, user_id, {_METRIC_COLUMNS}"
-# The staged rows carry no user: attribution is the database's job (attributed_user, migration 0001).
+# The staged rows carry no user and no team: attribution is the database's job (attributed_user, migration
+# 0001; attributed_team, migration 0007).
 _ATTRIBUTED_SELECT = (
     f"date, api_key, litellm_user_id, model, provider, attributed_user(api_key, date, litellm_user_id),"
     f" {_METRIC_COLUMNS}"
@@ -117,7 +118,8 @@ class DayStore:
             )
             await conn.execute("DELETE FROM usage_facts WHERE date = ANY(%s)", (days,))
             await conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS staged_facts (LIKE usage_facts) ON COMMIT DELETE ROWS"
+                "CREATE TEMP TABLE IF NOT EXISTS staged_facts (LIKE usage_facts INCLUDING DEFAULTS)"
+                " ON COMMIT DELETE ROWS"
             )
             cursor = conn.cursor()
             async with cursor.copy(f"COPY staged_facts ({_FACT_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -128,7 +130,8 @@ class DayStore:
                         if any(metrics):
                             await copy.write_row((day, api_key, user, model, provider, "", *metrics))
             await conn.execute(
-                f"INSERT INTO usage_facts ({_FACT_COLUMNS}) SELECT {_ATTRIBUTED_SELECT} FROM staged_facts"
+                f"INSERT INTO usage_facts ({_FACT_COLUMNS}, team_id)"
+                f" SELECT {_ATTRIBUTED_SELECT}, attributed_team(api_key, date) FROM staged_facts"
             )
             await conn.execute("DELETE FROM usage_breakdown_facts WHERE date = ANY(%s)", (days,))
             async with cursor.copy(

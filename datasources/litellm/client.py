@@ -36,6 +36,7 @@ DAILY_ACTIVITY = "/user/daily/activity"
 DAILY_AGGREGATED = "/user/daily/activity/aggregated"
 KEY_LIST = "/key/list"
 USER_LIST = "/user/list"
+TEAM_LIST = "/team/list"
 
 
 class _Transient(Exception):
@@ -342,6 +343,15 @@ class LiteLLMClient:
 
     async def list_users(self) -> list[dict[str, Any]]:
         return await self._all_pages(USER_LIST, "users", {"page_size": "100"}, "page")
+
+    async def list_teams(self) -> list[dict[str, Any]]:
+        """Every team LiteLLM has (``/team/list``: one JSON array, not paged)."""
+        body = await self.get_json(TEAM_LIST, {})
+        if not isinstance(body, list) or not all(isinstance(team, dict) for team in body):
+            raise UpstreamUnavailable(
+                f"LiteLLM {TEAM_LIST} returned an unexpected body (not a list of teams)"
+            )
+        return body
 
     async def _all_pages(
         self, path: str, items: str, params: dict[str, str], page_param: str

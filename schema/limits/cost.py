@@ -60,6 +60,9 @@ FIELD_COSTS: Mapping[str, int] = {
         for name in ("totals", "previousPeriod", "timeSeries", "byUser", "byModel", "byProvider")
     },
     "Usage.byApiKey": AGGREGATE,
+    "Usage.byTeam": AGGREGATE,
+    "TeamUsage.timeSeries": AGGREGATE,
+    "TeamUsage.topUsers": AGGREGATE,
     "Usage.freshness": AGGREGATE,
     "UserUsage.timeSeries": AGGREGATE,
     "UserUsage.models": AGGREGATE,
@@ -69,7 +72,7 @@ FIELD_COSTS: Mapping[str, int] = {
     "ProviderUsage.timeSeries": AGGREGATE,
     "ApiKeyUsage.timeSeries": AGGREGATE,
     **{f"Usage.{name}": AGGREGATE for name in ("byModelGroup", "byEndpoint", "byMcpServer")},
-    **{f"FilterOptions.{name}": AGGREGATE for name in ("users", "apiKeys", "models", "providers")},
+    **{f"FilterOptions.{name}": AGGREGATE for name in ("users", "apiKeys", "models", "providers", "teams")},
     **{
         f"Mutation.{name}": MUTATION
         for name in ("refreshToday", "refreshRange", "exportUsage", "syncDirectory")

@@ -25,6 +25,7 @@ from usage_gateway.datasources.facts.side_breakdowns import SideRollup
 from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
 from usage_gateway.devtools.local_services import LocalPostgres
 from usage_gateway.resolvers.side_rules import RULES, Applies
+from usage_gateway.resolvers.viewer import Role
 
 FIRST_DAY = date(2026, 11, 16)
 DAYS = tuple((FIRST_DAY + timedelta(days=n)).isoformat() for n in range(3))
@@ -254,6 +255,37 @@ async def test_side_breakdowns_equal_the_rows_where_exact_and_are_refused_elsewh
             assert "errors" not in found, found["errors"]
             mine = [row for row in case.rows if case.user_of(row) == user]
             assert answered(found["data"]["usage"][field]["nodes"], name_field) == expected(mine, rollup)
+
+        # A plain user sees only their own usage: the key buckets attributed to them (directory keys, one
+        # owner a day, so never shared).
+        token = gw.token("alice", Role.USER)
+        found = await gw.query(one, {"filter": whole}, token=token)
+        assert "errors" not in found, found["errors"]
+        alices = [row for row in case.rows if case.user_of(row) == "alice"]
+        assert answered(found["data"]["usage"][field]["nodes"], name_field) == expected(alices, rollup)
+
+        # activeUsers: each key's user on the day; refused where a key bucket served several users.
+        active = ONE % (field, name_field, "activeUsers activeApiKeys")
+        found = await gw.query(active, {"filter": whole})
+        in_rollup = [row for row in case.rows if nonzero(row) and bucket(rollup, row) is not None]
+        if any(len(users[row["date"], key_of(row)]) > 1 for row in in_rollup):
+            assert found["data"] is None
+            assert "several users" in found["errors"][0]["message"]
+        else:
+            assert "errors" not in found, found["errors"]
+            counted: dict[str, tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
+            for row in in_rollup:
+                people, keys = counted[str(bucket(rollup, row))]
+                people.add(case.user_of(row))
+                keys.add(key_of(row))
+            got_counts = {
+                node[name_field]: (node["metrics"]["activeUsers"], node["metrics"]["activeApiKeys"])
+                for node in found["data"]["usage"][field]["nodes"]
+            }
+            assert got_counts == {
+                name: (len(people - {"unattributed"}), len(keys - {"unattributed"}))
+                for name, (people, keys) in counted.items()
+            }
 
         # By provider: refused before anything runs, saying why.
         provider = str(case.rows[0]["custom_llm_provider"] or "unknown")

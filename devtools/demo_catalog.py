@@ -46,6 +46,18 @@ MODELS: tuple[Model, ...] = (
     Model("mistral-embed", ("mistral",), 0.1, 0.0, None, "embedding", 150, 0.5),
 )
 BY_NAME = {model.name: model for model in MODELS}
+# LiteLLM's model groups (the public names clients ask for) where they differ from the model: several
+# Claude versions behind one name, dated and "-latest" models behind a plain one.
+MODEL_GROUPS = {
+    "claude-sonnet-4-20250514": "claude-sonnet",
+    "claude-3-7-sonnet-20250219": "claude-sonnet",
+    "claude-3-5-haiku-20241022": "claude-haiku",
+    "claude-opus-4-20250514": "claude-opus",
+    "mistral-large-latest": "mistral-large",
+    "mistral-small-latest": "mistral-small",
+    "codestral-latest": "codestral",
+    "meta.llama3-1-70b-instruct-v1:0": "llama-3.1-70b",
+}
 PREMIUM = ("claude-sonnet-4-20250514", "gpt-4o", "gpt-4.1", "gemini-2.5-pro", "o3-mini")
 # Median prompt and completion tokens per successful request.
 TOKENS = {"chat": (1400, 380), "reasoning": (1800, 1200), "code": (3200, 160), "embedding": (420, 0)}

@@ -33,6 +33,7 @@ from usage_gateway.devtools.demo_catalog import (
     DEPARTMENTS,
     FIRST_NAMES,
     LAST_NAMES,
+    MODEL_GROUPS,
     MODELS,
     PREMIUM,
     PURPOSES,
@@ -336,7 +337,8 @@ class _Generator:
         endpoint = endpoint or ("/embeddings" if model.kind == "embedding" else "/chat/completions")
         self.rows.append({
             "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "user_id": user_id,
-            "date": current.isoformat(), "api_key": api_key, "model": model.name, "model_group": model.name,
+            "date": current.isoformat(), "api_key": api_key, "model": model.name,
+            "model_group": MODEL_GROUPS.get(model.name, model.name),
             "custom_llm_provider": provider, "mcp_namespaced_tool_name": tool, "endpoint": endpoint,
             "prompt_tokens": prompt, "completion_tokens": completion, "cache_read_input_tokens": cache_read,
             "cache_creation_input_tokens": cache_creation, **_NO_SAVINGS, "spend": spend,

@@ -264,3 +264,15 @@ def test_the_same_seed_gives_the_same_today_at_any_hour() -> None:
     morning = generate(7, now=NOW.replace(hour=0, minute=5))
     assert generate(7, now=NOW.replace(hour=23, minute=59, second=59)) == morning
     assert max(row["date"] for row in morning.rows) == NOW.date().isoformat()
+
+
+def test_model_groups_gather_several_models_and_differ_from_them(data: DemoData) -> None:
+    """As behind a LiteLLM router: some public names (model groups) serve several models, others keep
+    the model's own name; the same seed gives the same groups."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for row in data.rows:
+        if row["model"]:
+            groups[row["model_group"]].add(row["model"])
+    assert any(len(models) > 1 for models in groups.values())
+    assert any(group not in models for group, models in groups.items())
+    assert any(models == {group} for group, models in groups.items())

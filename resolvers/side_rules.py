@@ -10,8 +10,9 @@ so these parts are known per key bucket and model, and nothing finer:
   key bucket's usage that day is one user's; a key bucket shared that day (LiteLLM's ``Unassigned`` rows
   next to a named user, several LiteLLM users on one key outside the directory) is refused when reached,
   since its part cannot be split between them (:func:`refuse_ambiguous`);
+- ``teamIds``: exact through the key's team on the day (one per key bucket and day);
 - ``providers``: refused, the parts are not crossed with providers (a model can be served by several);
-- any other filter (teams, tags, …): refused until its crossing with these roll-ups is shown exact.
+- ``tag`` and any other filter: refused (tag rows are LiteLLM's other table, not crossed with these).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from usage_gateway.errors import BadUserInput
 class Applies(Enum):
     EXACT = "exact"
     BY_ATTRIBUTION = "exact through the key's attributed user on each day"
+    BY_TEAM = "exact through the key's team on each day"
     REFUSED = "refused"
 
 
@@ -44,6 +46,7 @@ RULES: dict[SideRollup, dict[str, Applies]] = {
         "apiKeyIds": Applies.EXACT,
         "models": Applies.EXACT,
         "userIds": Applies.BY_ATTRIBUTION,
+        "teamIds": Applies.BY_TEAM,
         "providers": Applies.REFUSED,
     }
     for rollup in SideRollup
@@ -66,6 +69,8 @@ _GRAPHQL_NAMES = {
     "models": "models",
     "providers": "providers",
     "team_ids": "teamIds",
+    "tags": "tag",
+    "tag": "tag",
 }
 _RANGE = {"date_from", "date_to"}
 

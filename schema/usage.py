@@ -173,8 +173,9 @@ class Usage:
 
     @described(
         "Usage by LiteLLM model group. Every request has one, so the nodes sum to the totals. Exact under"
-        " `apiKeyIds`, `models` and `userIds` (through each key's attributed user on each day; refused when"
-        " a key was used by several users that day); refused under `providers` and the other filters."
+        " `apiKeyIds`, `models`, `teamIds` (each key's team on each day) and `userIds` (each key's attributed"
+        " user on each day; refused when a key was used by several users that day); refused under"
+        " `providers`, `tag` and any other filter (LiteLLM does not cross them with model groups)."
     )
     async def by_model_group(
         self,

@@ -30,6 +30,7 @@ from usage_gateway.resolvers.viewer import Role
 FIRST_DAY = date(2026, 11, 16)
 DAYS = tuple((FIRST_DAY + timedelta(days=n)).isoformat() for n in range(3))
 HEX_KEYS = tuple(key for key in API_KEYS if key)
+TEAMS = ("team-a", "team-b")
 GROUPS = (None, "", "claude-family", "gpt-family")  # None/'' → the model's name, else the group
 METRICS = "spendExact requests successfulRequests failedRequests promptTokens completionTokens totalTokens"
 COLUMNS = {
@@ -86,6 +87,15 @@ class Scenario:
     rows: list[Row]
     owners: dict[str, str]  # directory keys: token hash → owner
     page_size: int
+    teams: dict[str, tuple[str, str]]  # directory keys: team on DAYS[0], team from DAYS[1] on
+
+    def team_of(self, row: Row) -> str:
+        """The key's team on the row's day; ``no-team`` outside the directory (migration 0007)."""
+        key = key_of(row)
+        if key not in self.teams:
+            return "no-team"
+        first, then = self.teams[key]
+        return first if row["date"] == DAYS[0] else then
 
     def user_of(self, row: Row) -> str:
         """The attributed user (DESIGN §4): the key's directory owner, else the LiteLLM user, else
@@ -125,7 +135,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         owner = draw(st.sampled_from((None, None, "alice", "ben")))
         if owner is not None:
             owners[key] = owner
-    return Scenario(rows, owners, draw(st.sampled_from((1, 3, 1000))))
+    teams = {key: (draw(st.sampled_from(TEAMS)), draw(st.sampled_from(TEAMS))) for key in owners}
+    return Scenario(rows, owners, draw(st.sampled_from((1, 3, 1000))), teams)
 
 
 def expected(rows: Sequence[Row], rollup: SideRollup) -> dict[str, dict[str, Any]]:
@@ -201,6 +212,13 @@ async def test_side_breakdowns_equal_the_rows_where_exact_and_are_refused_elsewh
             [DirectoryUser("alice", "Alice"), DirectoryUser("ben", "Ben")],
             [DirectoryKey(f"key-{key[0]}", key, owner) for key, owner in case.owners.items()],
         )
+        await gw.db.execute("INSERT INTO teams (id, alias) VALUES ('team-a', 'A'), ('team-b', 'B')")
+        for key, (first, then) in case.teams.items():  # before the days are read, as a sync would
+            await gw.db.execute("UPDATE api_key_teams SET team_id = %s WHERE token_hash = %s", (first, key))
+            await gw.db.execute(
+                "INSERT INTO api_key_teams (token_hash, valid_from, team_id) VALUES (%s, %s, %s)",
+                (key, DAYS[1], then),
+            )
         body = await gw.query(QUERY, {"filter": whole})
         assert "errors" not in body, body["errors"]
         usage = body["data"]["usage"]
@@ -256,6 +274,13 @@ async def test_side_breakdowns_equal_the_rows_where_exact_and_are_refused_elsewh
             mine = [row for row in case.rows if case.user_of(row) == user]
             assert answered(found["data"]["usage"][field]["nodes"], name_field) == expected(mine, rollup)
 
+        # By team: exact through each key's team on the day (a key moved between teams keeps its days).
+        team = data.draw(st.sampled_from(("no-team", *TEAMS)), label="team")
+        found = await gw.query(one, {"filter": {**whole, "teamIds": [team]}})
+        assert "errors" not in found, found["errors"]
+        theirs = [row for row in case.rows if case.team_of(row) == team]
+        assert answered(found["data"]["usage"][field]["nodes"], name_field) == expected(theirs, rollup)
+
         # A plain user sees only their own usage: the key buckets attributed to them (directory keys, one
         # owner a day, so never shared).
         token = gw.token("alice", Role.USER)
@@ -302,3 +327,4 @@ def test_the_rules_table_refuses_providers_and_allows_keys_models_and_users_for_
         assert RULES[rollup]["apiKeyIds"] is Applies.EXACT
         assert RULES[rollup]["models"] is Applies.EXACT
         assert RULES[rollup]["userIds"] is Applies.BY_ATTRIBUTION
+        assert RULES[rollup]["teamIds"] is Applies.BY_TEAM

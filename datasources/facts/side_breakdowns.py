@@ -3,7 +3,8 @@
 LiteLLM rolls each day up by these apart from users and providers, with a part per key bucket; the gateway
 reads every day model by model, so the parts are known per key bucket and model. Which filters can apply
 is :mod:`usage_gateway.resolvers.side_rules`'s to say; this module answers the ones that can: the range,
-key buckets, models, and users through the key's attributed user on the day (``usage_facts.user_id``).
+key buckets, models, and users and teams through the key's attributed user and team on the day
+(``usage_facts.user_id``, ``usage_facts.team_id``).
 A key bucket whose facts of a day belong to several users cannot be split between them: such rows are
 reported (``ambiguous``) so the caller refuses rather than guesses.
 
@@ -121,10 +122,14 @@ async def side_breakdown(
     if f.models is not None:
         params["models"] = list(f.models)
         where.append(sql.SQL("b.model = ANY(%(models)s::text[])"))
-    users_known = f.user_ids is not None or active_users
+    users_known = f.user_ids is not None or f.team_ids is not None or active_users
     if f.user_ids is not None:
         params["user_ids"] = list(f.user_ids)
         where.append(sql.SQL("o.users && %(user_ids)s::text[]"))
+    if f.team_ids is not None:
+        # A key bucket's team is one per day (attributed_team, migration 0007): never ambiguous.
+        params["team_ids"] = list(f.team_ids)
+        where.append(sql.SQL("o.team_id = ANY(%(team_ids)s::text[])"))
     start: sql.Composable = sql.SQL("true")
     if after is not None:
         params["after_value"], params["after_key"] = decode_cursor(after, cursor_dimension(rollup), order)
@@ -137,13 +142,18 @@ async def side_breakdown(
     order_by = sql.SQL("{} {}, key {} ASC").format(sql.Identifier(order.metric.value), direction, _C)
     source: sql.Composable
     if users_known:
-        # The users of each key bucket and day, sorted: one user is the bucket's whole day.
+        # The users of each key bucket and day, sorted (one user is the bucket's whole day), and its team.
         source = sql.SQL(
             "usage_breakdown_facts b LEFT JOIN (SELECT date, api_key,"
-            " array_agg(DISTINCT user_id ORDER BY user_id) AS users FROM usage_facts WHERE {}"
+            " array_agg(DISTINCT user_id ORDER BY user_id) AS users, min(team_id) AS team_id"
+            " FROM usage_facts WHERE {}"
             " GROUP BY 1, 2) o USING (date, api_key)"
         ).format(sql.SQL(" AND ").join(owners_where))
-        ambiguous = sql.SQL("(SELECT coalesce(bool_or(cardinality(users) > 1), false) FROM matching)")
+        ambiguous = sql.SQL(
+            "(SELECT coalesce(bool_or(cardinality(users) > 1), false) FROM matching)"
+            if f.user_ids is not None or active_users
+            else "false"
+        )
     else:
         source = sql.SQL("usage_breakdown_facts b")
         ambiguous = sql.SQL("false")

@@ -21,6 +21,6 @@ CREATE TABLE usage_breakdown_facts (
     failed_requests              bigint NOT NULL,
     total_response_time_ms       bigint NOT NULL,
     timed_requests               bigint NOT NULL,
-    PRIMARY KEY (rollup, date, bucket, api_key, model)
+    -- Date first: replace_days deletes by date, a breakdown reads a range of dates of one roll-up.
+    PRIMARY KEY (date, rollup, bucket, api_key, model)
 );
-CREATE INDEX usage_breakdown_facts_date ON usage_breakdown_facts (date);

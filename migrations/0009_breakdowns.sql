@@ -24,3 +24,7 @@ CREATE TABLE usage_breakdown_facts (
     -- Date first: replace_days deletes by date, a breakdown reads a range of dates of one roll-up.
     PRIMARY KEY (date, rollup, bucket, api_key, model)
 );
+
+-- Days stored before this migration have no breakdown rows: read them again (open, and long stale). Until
+-- then the breakdowns refuse a range holding one (side_breakdowns.days_without_side_facts).
+UPDATE usage_days SET status = 'open', fetched_at = '2000-01-01T00:00:00Z';

@@ -7,12 +7,17 @@ import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 
-from usage_gateway.datasources.facts.side_breakdowns import SideRollup, cursor_dimension, side_breakdown
+from usage_gateway.datasources.facts.side_breakdowns import (
+    SideRollup,
+    cursor_dimension,
+    days_without_side_facts,
+    side_breakdown,
+)
 from usage_gateway.datasources.facts.vocabulary import GroupRow, InvalidCursor, Order
 from usage_gateway.errors import BadUserInput
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.filters import check_after, check_first
-from usage_gateway.resolvers.side_rules import check_filters, refuse_ambiguous, used_filters
+from usage_gateway.resolvers.side_rules import WHAT, check_filters, refuse_ambiguous, used_filters
 from usage_gateway.resolvers.usage import UsageRequest
 
 
@@ -54,6 +59,13 @@ async def side_page(
     check_arguments(rollup, after, order)
     f = request.filter
     check_filters(rollup, used_filters(f))  # the viewer's scope included
+    stale = await days_without_side_facts(ctx.db, f)
+    if stale:
+        shown = ", ".join(day.isoformat() for day in stale[:5]) + (" …" if len(stale) > 5 else "")
+        raise BadUserInput(
+            f"{WHAT[rollup]} are not known for {len(stale)} day(s) stored before they were kept ({shown}):"
+            " they are read again once their cache markers expire, or now with `refreshRange`"
+        )
     try:
         found, whole = await asyncio.gather(
             side_breakdown(

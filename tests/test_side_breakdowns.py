@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from tests.api_client import DirectoryKey, DirectoryUser, seed_directory
 from tests.gateway_harness import clock_at, long_after
-from tests.litellm_rows import API_KEYS, EXACT_SPEND, Row, rows_strategy
+from tests.litellm_rows import API_KEYS, EXACT_SPEND, Row, make_row, rows_strategy
 from tests.usage_from_rows import fresh_database, litellm_gateway
 from usage_gateway.datasources.facts.side_breakdowns import SideRollup
 from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
@@ -328,3 +328,45 @@ def test_the_rules_table_refuses_providers_and_allows_keys_models_and_users_for_
         assert RULES[rollup]["models"] is Applies.EXACT
         assert RULES[rollup]["userIds"] is Applies.BY_ATTRIBUTION
         assert RULES[rollup]["teamIds"] is Applies.BY_TEAM
+
+
+async def test_a_day_stored_before_migration_0009_is_refused_until_read_again(
+    litellm: tuple[LiteLLMStore, str], postgres_server: LocalPostgres, redis_url: str
+) -> None:
+    store, litellm_url = litellm
+    rows = [
+        make_row(DAYS[0], "alice", HEX_KEYS[0], "gpt-4o", "openai", spend=0.5, successful_requests=2),
+        make_row(DAYS[1], "alice", HEX_KEYS[0], "gpt-4o", "openai", spend=0.25, successful_requests=1),
+    ]
+    store.set_rows(rows)
+    redis = Redis.from_url(redis_url)
+    try:
+        await redis.flushall()
+    finally:
+        await redis.aclose()
+    clock = clock_at(long_after(FIRST_DAY + timedelta(days=len(DAYS))))
+    whole = {"from": DAYS[0], "to": DAYS[-1]}
+    query = ONE % ("byModelGroup", "modelGroup models", METRICS)
+    async with (
+        fresh_database(postgres_server) as database_url,
+        litellm_gateway(database_url, redis_url, litellm_url, clock=clock) as gw,
+    ):
+        first = await gw.query(query, {"filter": whole})
+        assert "errors" not in first, first["errors"]
+        # As a day stored before 0009: its facts, none of its model groups.
+        await gw.db.execute(
+            "DELETE FROM usage_breakdown_facts WHERE date = %s", (date.fromisoformat(DAYS[1]),)
+        )
+        refused = await gw.query(query, {"filter": whole})
+        assert refused["data"] is None
+        (error,) = refused["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert DAYS[1] in error["message"]
+        assert "refreshRange" in error["message"]
+        refreshed = await gw.query(
+            "mutation ($from: Date!, $to: Date!) { refreshRange(from: $from, to: $to) { days } }",
+            {"from": DAYS[1], "to": DAYS[1]},
+        )
+        assert "errors" not in refreshed, refreshed["errors"]
+        again = await gw.query(query, {"filter": whole})
+        assert again == first

@@ -16,6 +16,7 @@ counted (from the breakdown rows themselves).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any, cast
 
@@ -187,3 +188,15 @@ async def side_breakdown(
     page = rows[:first]
     end_cursor = encode_cursor(cursor_dimension(rollup), order, page[-1]) if page else None
     return SidePage(GroupPage(total_count, page, len(rows) > first, end_cursor), is_ambiguous)
+
+
+async def days_without_side_facts(db: Database, f: FactFilter) -> list[date]:
+    """Days of the range holding usage but none of its model groups: stored before migration 0009 (every
+    fact has a model group, so such a day's roll-ups are unknown until it is read again)."""
+    rows = await db.fetch_all(
+        "SELECT d.date FROM usage_days d WHERE d.date BETWEEN %s AND %s AND d.fact_count > 0"
+        " AND NOT EXISTS (SELECT 1 FROM usage_breakdown_facts b"
+        " WHERE b.date = d.date AND b.rollup = 'model_group') ORDER BY d.date",
+        (f.date_from, f.date_to),
+    )
+    return [row[0] for row in rows]

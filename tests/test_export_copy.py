@@ -266,8 +266,9 @@ async def test_an_xlsx_export_past_the_sheet_limit_has_every_row_on_sheets_that_
     with (tmp_path / "out.csv").open(encoding="utf-8", newline="") as file:
         csv_rows = list(csv.reader(file))[1:]
     assert written.rows == len(read) == len(csv_rows) == 12
-    assert [row[header.index("user_id")] for row in read] == [row[1] for row in csv_rows]
-    assert [row[header.index("spend")] for row in read] == [float(row[10]) for row in csv_rows]
+    user, spend = header.index("user_id"), header.index("spend")
+    assert [row[user] for row in read] == [row[user] for row in csv_rows]
+    assert [row[spend] for row in read] == [float(row[spend]) for row in csv_rows]
 
 
 async def test_an_export_outlasts_the_statement_timeout_of_requests(

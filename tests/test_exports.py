@@ -28,6 +28,7 @@ from usage_gateway.datasources.exports import records as exports
 from usage_gateway.datasources.exports.columns import Column, Kind, neutralise
 from usage_gateway.datasources.exports.query import export_columns, filter_to_json
 from usage_gateway.datasources.exports.records import (
+    ALL_DIMENSIONS,
     ExportDimension,
     ExportFormat,
     ExportStatus,
@@ -58,12 +59,14 @@ DIMENSION_FIELD = {
     ExportDimension.API_KEY: "api_key",
     ExportDimension.MODEL: "model",
     ExportDimension.PROVIDER: "provider",
+    ExportDimension.TEAM: "team_id",
 }
 HYPERLINK = '=HYPERLINK("http://x","y")'
 # Directory names that a spreadsheet would run as formulas.
 USERS = {"alice": (HYPERLINK, "alice@example.test"), "bob": ("+1", "@SUM(1)"), "Zoë": ("-2+3", None)}
 API_KEYS = {KEYS[0]: ("key-0", "@SUM(1)", "\tname"), KEYS[1]: ("key-1", 'plain, "quoted"', "\rname")}
 LITELLM_ALIASES = {KEYS[2]: "-2+3", "raw:abc": "=1+1"}
+TEAM_ALIASES = {"team-a": "@Team A"}  # "Team-B" is no synced team: no alias; "no-team" never has one
 
 
 @pytest.fixture
@@ -79,6 +82,8 @@ async def db(database_url: str) -> AsyncIterator[Database]:
                 "INSERT INTO api_keys (id, token_hash, key_alias, name) VALUES (%s, %s, %s, %s)",
                 (key_id, token, alias, name),
             )
+        for team_id, alias in TEAM_ALIASES.items():
+            await conn.execute("INSERT INTO teams (id, alias) VALUES (%s, %s)", (team_id, alias))
         for bucket, alias in LITELLM_ALIASES.items():
             await conn.execute(
                 "INSERT INTO litellm_keys (api_key, key_alias, last_seen) VALUES (%s, %s, %s)",
@@ -99,6 +104,8 @@ def names(dimension: ExportDimension, value: Any) -> list[Any]:
     if dimension is ExportDimension.API_KEY:
         key_id, alias, name = API_KEYS.get(value, (None, LITELLM_ALIASES.get(value), None))
         return [value, key_id, alias, name]
+    if dimension is ExportDimension.TEAM:
+        return [value, TEAM_ALIASES.get(value)]
     return [value]
 
 
@@ -327,7 +334,7 @@ async def test_an_export_runs_to_a_file_with_its_hash_and_expires(db: Database, 
         db, requested_by="alice", filter=EVERYTHING, fmt=ExportFormat.CSV, group_by=None, ttl_hours=24
     )
     assert record.status is ExportStatus.PENDING
-    assert record.group_by == tuple(ExportDimension)
+    assert record.group_by == ALL_DIMENSIONS
     done = await run_export(db, record.id, tmp_path)
     assert done.status is ExportStatus.DONE
     assert done.path == f"{record.id}.csv"

@@ -20,9 +20,17 @@ class ExportDimension(StrEnum):
     API_KEY = "API_KEY"
     MODEL = "MODEL"
     PROVIDER = "PROVIDER"
+    TEAM = "TEAM"  # the key's team on the day (migration 0007), 'no-team' without one
 
 
-ALL_DIMENSIONS = tuple(ExportDimension)
+# The default grouping: the five dimensions exports had before teams (TEAM is asked for by name).
+ALL_DIMENSIONS = (
+    ExportDimension.DATE,
+    ExportDimension.USER,
+    ExportDimension.API_KEY,
+    ExportDimension.MODEL,
+    ExportDimension.PROVIDER,
+)
 
 
 # --- Filters as JSON ------------------------------------------------------------------------------------
@@ -30,7 +38,7 @@ ALL_DIMENSIONS = tuple(ExportDimension)
 
 def filter_to_json(f: FactFilter) -> dict[str, Any]:
     """The filter as stored in ``exports.filter`` and shown in export metadata."""
-    return {
+    data: dict[str, Any] = {
         "from": f.date_from.isoformat(),
         "to": f.date_to.isoformat(),
         "userIds": None if f.user_ids is None else list(f.user_ids),
@@ -38,6 +46,9 @@ def filter_to_json(f: FactFilter) -> dict[str, Any]:
         "models": None if f.models is None else list(f.models),
         "providers": None if f.providers is None else list(f.providers),
     }
+    if f.team_ids is not None:  # only when set: exports made without it keep their stored shape
+        data["teamIds"] = list(f.team_ids)
+    return data
 
 
 def filter_from_json(data: dict[str, Any]) -> FactFilter:
@@ -52,11 +63,12 @@ def filter_from_json(data: dict[str, Any]) -> FactFilter:
         api_keys=values("apiKeys"),
         models=values("models"),
         providers=values("providers"),
+        team_ids=values("teamIds"),
     )
 
 
 def normalise_group_by(group_by: Sequence[ExportDimension | str] | None) -> tuple[ExportDimension, ...]:
-    """The dimensions in the order given, each once; None means all five."""
+    """The dimensions in the order given, each once; None means the five of :data:`ALL_DIMENSIONS`."""
     if group_by is None:
         return ALL_DIMENSIONS
     return tuple(dict.fromkeys(ExportDimension(d) for d in group_by))
@@ -82,6 +94,7 @@ _FACT_COLUMN = {
     ExportDimension.API_KEY: "api_key",
     ExportDimension.MODEL: "model",
     ExportDimension.PROVIDER: "provider",
+    ExportDimension.TEAM: "team_id",
 }
 # What each dimension adds to a row: (select expression over the group g and its joins, column).
 _DIMENSION_SELECT: dict[ExportDimension, tuple[tuple[str, Column], ...]] = {
@@ -99,9 +112,14 @@ _DIMENSION_SELECT: dict[ExportDimension, tuple[tuple[str, Column], ...]] = {
     ),
     ExportDimension.MODEL: (("g.model", Column("model", Kind.TEXT)),),
     ExportDimension.PROVIDER: (("g.provider", Column("provider", Kind.TEXT)),),
+    ExportDimension.TEAM: (
+        ("g.team_id", Column("team_id", Kind.TEXT)),
+        ("t.alias", Column("team_alias", Kind.TEXT)),
+    ),
 }
 _JOINS = {
     ExportDimension.USER: "LEFT JOIN users u ON u.id = g.user_id",
+    ExportDimension.TEAM: "LEFT JOIN teams t ON t.id = g.team_id",
     ExportDimension.API_KEY: (
         "LEFT JOIN api_keys k ON k.token_hash = g.api_key LEFT JOIN litellm_keys lk ON lk.api_key = g.api_key"
     ),

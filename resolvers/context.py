@@ -86,6 +86,8 @@ class Context:
     reports: list[RangeReport] = field(default_factory=list)
     # Filters already checked and scoped in this request (``resolvers.filters.resolve_filter``).
     checked_filters: dict[tuple[object, ...], FactFilter] = field(default_factory=dict)
+    # Tag days (/tag/daily/activity): read only by queries that filter or group by a tag.
+    tag_days: DayCache | None = None
 
     def note(self, report: RangeReport) -> None:
         """Remember ``report`` (how fresh the answer is) and tell the client about its missing days (as

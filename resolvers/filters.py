@@ -33,6 +33,21 @@ class RequestedFilter:
     models: Sequence[str] | None = None
     providers: Sequence[str] | None = None
     team_ids: Sequence[str] | None = None
+    tag: str | None = None
+
+
+def check_tag(tag: str | None) -> None:
+    """One tag, as LiteLLM names it: several would count a request once per tag it carries."""
+    if tag is None:
+        return
+    if not tag:
+        raise BadUserInput("`tag` is empty: name one LiteLLM tag, e.g. `User-Agent:claude-code`")
+    if "," in tag:
+        raise BadUserInput(
+            "`tag` names one tag: LiteLLM records a request once per tag it carries, so usage of any of"
+            " several tags cannot be told without counting some requests twice (LiteLLM also reads a"
+            " comma as a list of tags); ask for each tag on its own"
+        )
 
 
 def check_range(start: date, end: date, limits: Limits) -> None:
@@ -146,6 +161,7 @@ async def resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilter
         requested.date_to,
         *map(_values, (requested.user_ids, requested.api_key_ids, requested.models, requested.providers)),
         _values(requested.team_ids),
+        requested.tag,
     )
     found = ctx.checked_filters.get(key)
     if found is None:
@@ -168,6 +184,7 @@ async def check_seen(ctx: Context, f: FactFilter) -> None:
 
 async def _resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilter:
     check_range(requested.date_from, requested.date_to, ctx.limits)
+    check_tag(requested.tag)
     user_ids = _values(requested.user_ids)
     check_user_ids(ctx.viewer, user_ids)
     team_ids = _values(requested.team_ids)
@@ -184,5 +201,6 @@ async def _resolve_filter(ctx: Context, requested: RequestedFilter) -> FactFilte
         models=_values(requested.models),
         providers=_values(requested.providers),
         team_ids=team_ids,
+        tags=None if requested.tag is None else (requested.tag,),
     )
     return scoped_filter(ctx.viewer, f, key_owners)

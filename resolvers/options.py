@@ -48,5 +48,14 @@ async def teams(ctx: Context, request: OptionsRequest) -> list[tuple[str, TeamRe
     return [(team_id, records.get(team_id)) for team_id in ids]
 
 
+async def tags(ctx: Context, request: OptionsRequest) -> list[str]:
+    """Every LiteLLM tag with usage in the range (the range's tag days are made present for it)."""
+    f = request.filter
+    if ctx.tag_days is None:
+        return []
+    ctx.note(await ctx.tag_days.ensure(f.date_from, f.date_to))
+    return await facts.distinct_values(ctx.db, f, Dimension.TAG)
+
+
 async def values(ctx: Context, request: OptionsRequest, dimension: Dimension) -> list[str]:
     return await facts.distinct_values(ctx.db, request.filter, dimension)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from usage_gateway.datasources.daycache.days import RangeReport
@@ -29,10 +30,32 @@ class UsageRequest:
         return Slice(self.filter, active_counts=self.active_counts)
 
 
+async def ensure_days(ctx: Context, f: FactFilter, start: date, end: date) -> RangeReport:
+    """Make the days the filter reads present: user days, and under a tag filter tag days too (whose
+    report is the answer's: its numbers are theirs). Tag facts take their users from the same key owners
+    as usage facts, which user days keep up to date, so those are made present as well."""
+    if f.tags is None:
+        report = await ctx.days.ensure(start, end)
+        ctx.note(report)
+        return report
+    if ctx.tag_days is None:
+        raise BadUserInput("`tag` cannot be answered: this gateway has no tag day cache")
+    users, tags = await asyncio.gather(ctx.days.ensure(start, end), ctx.tag_days.ensure(start, end))
+    ctx.note(users)
+    ctx.note(tags)
+    return tags
+
+
+async def ensure_tag_days(ctx: Context, request: UsageRequest) -> None:
+    """``byTag`` under a filter without a tag: the range's tag days, made present for that field only."""
+    f = request.filter
+    if f.tags is None:
+        await ensure_days(ctx, replace(f, tags=()), f.date_from, f.date_to)
+
+
 async def usage(ctx: Context, requested: RequestedFilter) -> UsageRequest:
     f = await resolve_filter(ctx, requested)
-    report = await ctx.days.ensure(f.date_from, f.date_to)
-    ctx.note(report)
+    report = await ensure_days(ctx, f, f.date_from, f.date_to)
     await check_seen(ctx, f)
     return UsageRequest(f, report)
 
@@ -53,7 +76,7 @@ def previous_filter(f: FactFilter) -> FactFilter:
 async def previous_period(ctx: Context, request: UsageRequest) -> UsageTotals:
     """The totals of the same number of days right before ``from`` (made present first)."""
     previous = previous_filter(request.filter)
-    ctx.note(await ctx.days.ensure(previous.date_from, previous.date_to))
+    await ensure_days(ctx, previous, previous.date_from, previous.date_to)
     return await ctx.loaders.totals.load((previous, request.active_counts))
 
 

@@ -46,7 +46,7 @@ from graphql.execution.values import (
 from strawberry.extensions import SchemaExtension
 
 from usage_gateway.datasources.facts.aggregates import Dimension
-from usage_gateway.errors import GatewayError
+from usage_gateway.errors import BadUserInput, GatewayError
 from usage_gateway.resolvers import side_rules
 from usage_gateway.resolvers.audited import AuditEntry, write
 from usage_gateway.resolvers.context import Context
@@ -69,6 +69,7 @@ BREAKDOWNS = {
     "byProvider": Dimension.PROVIDER,
     "byApiKey": Dimension.API_KEY,
     "byTeam": Dimension.TEAM,
+    "byTag": Dimension.TAG,
 }
 FILTERED = frozenset({"Query.usage", "Mutation.exportUsage"})
 RANGED = frozenset({"Query.filterOptions", "Mutation.refreshRange"})
@@ -86,8 +87,13 @@ class _Field:
 
 
 def _requested(value: dict[str, Any]) -> RequestedFilter:
-    lists = (value.get(name) for name in ("userIds", "apiKeyIds", "models", "providers", "teamIds"))
-    return RequestedFilter(value["from"], value["to"], *(None if v is None else tuple(v) for v in lists))
+    user_ids, api_key_ids, models, providers, team_ids = (
+        None if v is None else tuple(v)
+        for v in (value.get(name) for name in ("userIds", "apiKeyIds", "models", "providers", "teamIds"))
+    )
+    return RequestedFilter(
+        value["from"], value["to"], user_ids, api_key_ids, models, providers, team_ids, value.get("tag")
+    )
 
 
 def _order(value: dict[str, Any] | None) -> UsageOrder | None:
@@ -168,6 +174,13 @@ def _check_plain(field: _Field, ctx: Context) -> None:
     name = field.key.partition(".")[2]
     if field.key.startswith("Usage.") and name in BREAKDOWNS:
         check_after(arguments.get("after"), BREAKDOWNS[name], to_order(_order(arguments.get("orderBy"))))
+    if field.key.startswith("Usage.") and name in side_rules.FIELDS and field.under and field.under.tag:
+        raise BadUserInput(
+            f"`{name}` cannot be answered under a `tag` filter: the gateway keeps tag usage by key, model and"
+            " provider only, without model groups, endpoints or MCP tools"
+        )
+    if field.key == "Mutation.exportUsage" and field.arguments["filter"].get("tag") is not None:
+        raise BadUserInput("exports do not take a `tag` filter yet: query `usage(filter: {tag: …})` instead")
     if field.key.startswith("Usage.") and name in side_rules.FIELDS:
         rollup = side_rules.FIELDS[name]
         check_side_arguments(rollup, arguments.get("after"), to_order(_order(arguments.get("orderBy"))))

@@ -32,9 +32,24 @@ class UsageFilter:
         description="LiteLLM team ids, or `no-team`: the usage of keys while they were in these teams.",
     )
 
+    tag: str | None = strawberry.field(
+        default=None,
+        description="One LiteLLM tag (e.g. `User-Agent:claude-code`): only the requests carrying it, read"
+        " from LiteLLM's tag activity, crossed exactly with the other conditions. LiteLLM records tags only"
+        " for requests that have some (by default every request has its `User-Agent:` tags). Several tags"
+        " are refused: a request is counted once per tag it carries.",
+    )
+
     def requested(self) -> RequestedFilter:
         return RequestedFilter(
-            self.from_, self.to, self.user_ids, self.api_key_ids, self.models, self.providers, self.team_ids
+            self.from_,
+            self.to,
+            self.user_ids,
+            self.api_key_ids,
+            self.models,
+            self.providers,
+            self.team_ids,
+            self.tag,
         )
 
 

@@ -48,6 +48,12 @@ class FilterOptions:
     async def providers(self, info: Info[Context, None]) -> list[str]:
         return await options.values(info.context, self._request, Dimension.PROVIDER)
 
+    @described(
+        "LiteLLM tags with usage in the range (LiteLLM's tag activity, read when this field is asked for)."
+    )
+    async def tags(self, info: Info[Context, None]) -> list[str]:
+        return await options.tags(info.context, self._request)
+
 
 @strawberry.type
 class Viewer:

@@ -32,6 +32,7 @@ from usage_gateway.schema.nodes import (
 from usage_gateway.schema.selection import ACTIVE_COUNTS, selects_any, site
 from usage_gateway.schema.side_nodes import ACTIVE_USERS, EndpointUsage, McpServerUsage, ModelGroupUsage
 from usage_gateway.schema.side_nodes import page_info as side_page_info
+from usage_gateway.schema.tag_nodes import TagUsage
 
 
 @strawberry.type(description="How complete and how fresh the days behind an answer are.")
@@ -148,6 +149,23 @@ class Usage:
         page = await self._page(info, Dimension.TEAM, first, after, order_by)
         found = await teams.records(info.context, [node.key for node in page.nodes])
         return Connection.of(page, lambda node: TeamUsage.of(node, found.get(node.key)))
+
+    @described(
+        "Usage by LiteLLM tag, from LiteLLM's tag activity (fetched only for queries that ask for tags)."
+        " A request with several tags counts once in each, so the nodes can sum to more than the totals;"
+        " tag numbers are never added into them. Requests without any tag are in no node (by default"
+        " LiteLLM gives every request its `User-Agent:` tags)."
+    )
+    async def by_tag(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        order_by: UsageOrder | None = None,
+    ) -> Connection[TagUsage]:
+        await resolve.ensure_tag_days(info.context, self._request)
+        page = await self._page(info, Dimension.TAG, first, after, order_by)
+        return Connection.of(page, TagUsage.of)
 
     async def _page(
         self,

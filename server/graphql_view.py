@@ -305,6 +305,7 @@ class GraphQLView(GraphQL[Context, None]):
                 links=links,
             ),
             answers=resources.answers,
+            tag_days=resources.tag_days,
         )
 
     @staticmethod

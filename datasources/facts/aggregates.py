@@ -105,6 +105,7 @@ _RELATED: dict[Dimension, Dimension | None] = {
     Dimension.API_KEY: None,
     Dimension.USER: None,
     Dimension.TEAM: None,
+    Dimension.TAG: None,
 }
 _STEPS = {Granularity.DAY: "1 day", Granularity.WEEK: "1 week", Granularity.MONTH: "1 month"}
 _DIRECTIONS = {Direction.ASC: sql.SQL("ASC"), Direction.DESC: sql.SQL("DESC")}
@@ -115,6 +116,17 @@ _DEFAULT_ORDER = Order()
 Key = tuple[str, sql.Composable]  # (output column, expression over usage_facts)
 
 _FACTS = sql.Identifier("usage_facts")
+# Tag facts (migration 0008) shaped as usage_facts plus their tag: the user and team of each are its key's
+# attributed ones on its day, by the same functions as usage facts' (attributed_user, attributed_team); the
+# LiteLLM user the attribution falls back to is the key's owner in LiteLLM's key metadata (litellm_keys).
+_TAG_FACTS = sql.SQL(
+    "(SELECT t.date, t.tag, t.api_key, coalesce(k.user_id, '') AS litellm_user_id, t.model, t.provider,"
+    " attributed_user(t.api_key, t.date, coalesce(k.user_id, '')) AS user_id,"
+    " attributed_team(t.api_key, t.date) AS team_id, t.spend, t.prompt_tokens, t.completion_tokens,"
+    " t.cache_read_input_tokens, t.cache_creation_input_tokens, t.total_tokens, t.api_requests,"
+    " t.successful_requests, t.failed_requests, t.total_response_time_ms, t.timed_requests"
+    " FROM tag_facts t LEFT JOIN litellm_keys k ON k.api_key = t.api_key) AS usage_facts"
+)
 # The daily rollups of migration 0004 and the dimensions each keeps (every metric, summed, and the date).
 _ROLLUPS = (
     (frozenset({Dimension.MODEL, Dimension.PROVIDER}), sql.Identifier("usage_model_days")),
@@ -132,6 +144,8 @@ def source_for(f: FactFilter, dims: Iterable[Dimension], *, active_counts: bool)
     Active counts need the user, the key and the model of each fact: only the facts have all three.
     """
     needed = {*dims, *(d for d in Dimension if f.values_for(d) is not None)}
+    if Dimension.TAG in needed:
+        return _TAG_FACTS
     if active_counts:
         needed |= {Dimension.USER, Dimension.API_KEY, Dimension.MODEL}
     for kept, table in _ROLLUPS:
@@ -174,7 +188,7 @@ def _aggregate(
     """
     named_keys = [sql.SQL("{} AS {}").format(expr, sql.Identifier(alias)) for alias, expr in keys]
     if active_counts and pre_aggregate:
-        source = _partial_sums(named_keys, where, related)
+        source = _partial_sums(named_keys, where, related, source)
         sums, last_active, where = {name: name for name in _SUMS}, "max(last_active)", _TRUE
         select: list[sql.Composable] = [sql.Identifier(alias) for alias, _ in keys]
     else:
@@ -200,7 +214,10 @@ def _aggregate(
 
 
 def _partial_sums(
-    named_keys: list[sql.Composed], where: sql.Composable, related: Dimension | None
+    named_keys: list[sql.Composed],
+    where: sql.Composable,
+    related: Dimension | None,
+    source: sql.Composable = _FACTS,
 ) -> sql.Composed:
     """The matching facts summed per keys × user × api key × model (× ``related``), with their last day.
 
@@ -216,8 +233,8 @@ def _partial_sums(
         for name, column in _SUMS.items()
     )
     return sql.SQL(
-        "(SELECT {}, {}, max(date) AS last_active FROM usage_facts WHERE {} GROUP BY {}) AS partial"
-    ).format(_list(grouped), sums, where, _ordinals(len(grouped)))
+        "(SELECT {}, {}, max(date) AS last_active FROM {} WHERE {} GROUP BY {}) AS partial"
+    ).format(_list(grouped), sums, source, where, _ordinals(len(grouped)))
 
 
 def _metric(name: str, sums: Mapping[str, str], active_counts: bool) -> sql.Composed:

@@ -31,6 +31,13 @@ class Dimension(StrEnum):
     MODEL = "model"
     PROVIDER = "provider"
     TEAM = "team_id"  # the key's team on the fact's day (migration 0007), 'no-team' without one
+    # A LiteLLM tag (migration 0008). Only tag facts have it: a query that groups or filters by it reads
+    # them (aggregates.source_for), where a request with N tags counts N times across tags.
+    TAG = "tag"
+
+
+# The dimensions of usage facts themselves (every one but the tag, which only tag facts have).
+USAGE_DIMENSIONS: tuple[Dimension, ...] = tuple(d for d in Dimension if d is not Dimension.TAG)
 
 
 class Granularity(StrEnum):
@@ -78,6 +85,7 @@ class FactFilter:
     models: tuple[str, ...] | None = None
     providers: tuple[str, ...] | None = None
     team_ids: tuple[str, ...] | None = None  # LiteLLM team ids, or 'no-team'
+    tags: tuple[str, ...] | None = None  # LiteLLM tags: at most one, a tag's requests (tag facts)
 
     def values_for(self, dimension: Dimension) -> tuple[str, ...] | None:
         """The filter's allowed values for ``dimension``."""
@@ -87,6 +95,7 @@ class FactFilter:
             Dimension.MODEL: self.models,
             Dimension.PROVIDER: self.providers,
             Dimension.TEAM: self.team_ids,
+            Dimension.TAG: self.tags,
         }[dimension]
 
 

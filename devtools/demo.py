@@ -157,6 +157,7 @@ def run_demo(host: str, port: int, *, seed: int) -> int:
             store = LiteLLMStore(
                 data.keys, data.users, data.rows, master_key=MASTER_KEY, tag_rows=data.tag_rows
             )
+            store.set_teams(data.teams)
             faults = Faults(failure_rate=UPSTREAM_FAILURE_RATE, seed=seed)
             litellm_url = cleanup.enter_context(running_litellm(store, faults))
             failing = f"fails {UPSTREAM_FAILURE_RATE:.0%} of calls, the gateway retries"
@@ -230,6 +231,20 @@ def fill_directory(url: str, data: DemoData) -> None:
         with cursor.copy(f"COPY api_keys ({', '.join(_KEY_COLUMNS)}) FROM STDIN") as copy:
             for key in data.directory_keys:
                 copy.write_row([key[column] for column in _KEY_COLUMNS])
+        with cursor.copy("COPY teams (id, alias, deleted_at) FROM STDIN") as copy:
+            for team in data.directory_teams:
+                copy.write_row([team["id"], team["alias"], team["deleted_at"]])
+        for move in data.team_moves:  # the triggers gave each key its current team from the start
+            cursor.execute(
+                "UPDATE api_key_teams SET team_id = %(before)s"
+                " WHERE token_hash = %(token_hash)s AND valid_from = '-infinity'",
+                move,
+            )
+            cursor.execute(
+                "INSERT INTO api_key_teams (token_hash, valid_from, team_id)"
+                " VALUES (%(token_hash)s, %(valid_from)s, %(team_id)s)",
+                move,
+            )
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -58,6 +58,8 @@ DELETED_DAY = 50  # the retired key's deletion (it was used until the day before
 TODAY_AS_OF = timedelta(hours=12)  # how much of today the data set holds (the demo's "now")
 EXTRA_ENDPOINTS = ("/responses", "/v1/messages")
 MCP_TOOLS = ("jira-create_issue", "github-search_code", "slack-post_message")
+DELETED_TEAM = "team-innovation-labs"  # a team LiteLLM deleted; a key moved out of it on MOVE_DAY
+MOVE_DAY = DAYS - 20
 MASTER_KEY_HASH = hashlib.sha256(MASTER_KEY.encode()).hexdigest()
 _KEY_CHARS = string.ascii_letters + string.digits + "-_"
 _NO_SAVINGS = {
@@ -74,6 +76,12 @@ class DemoData:
     directory_users: list[dict[str, Any]]  # the gateway's users table
     directory_keys: list[dict[str, Any]]  # the gateway's api_keys table
     tag_rows: list[dict[str, Any]] = field(default_factory=list)  # LiteLLM_DailyTagSpend rows
+    teams: list[dict[str, Any]] = field(default_factory=list)  # LiteLLM_TeamTable rows (/team/list)
+    # The gateway's teams table: LiteLLM's teams, and one it deleted (kept, with its alias).
+    directory_teams: list[dict[str, Any]] = field(default_factory=list)
+    # Keys that moved teams: token_hash, the team "before" valid_from, and team_id from then on (the key's
+    # current team); the directory's api_key_teams history.
+    team_moves: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -503,6 +511,7 @@ class _Generator:
         directory_keys = [
             self._directory_key(number, key) for number, key in enumerate(keys, 1) if id(key) not in unmapped
         ]
+        teams, directory_teams, team_moves = self._teams(directory_keys)
         return DemoData(
             users=[self._litellm_user(u, spend_by_user[u.user_id]) for u in users],
             keys=litellm_keys,
@@ -510,7 +519,36 @@ class _Generator:
             directory_users=[self._directory_user(u) for u in users],
             directory_keys=directory_keys,
             tag_rows=tag_rows(self.rows, self.seed),
+            teams=teams,
+            directory_teams=directory_teams,
+            team_moves=team_moves,
         )
+
+    def _teams(
+        self, directory_keys: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """One LiteLLM team per department; and "Innovation Labs", which LiteLLM has deleted: the busiest
+        owned directory key was in it until MOVE_DAY, then moved to its owner's department team. Drawn
+        from no random source, so the rest of the data set is the same as without teams."""
+        created = _stamp(self.start_moment - timedelta(days=30))
+        teams = [
+            {"team_id": f"team-{name.lower().replace(' ', '-')}", "team_alias": name, "created_at": created,
+             "updated_at": created, "spend": 0.0}
+            for name, _, _ in DEPARTMENTS
+        ]  # fmt: skip
+        requests: dict[str, int] = defaultdict(int)
+        for row in self.rows:
+            requests[row["api_key"]] += row["api_requests"]
+        movable = [k for k in directory_keys if k["user_id"] and k["team_id"] and k["revoked_at"] is None]
+        moved = max(movable, key=lambda k: (requests[k["token_hash"]], k["token_hash"]))
+        deleted_at = self.start_moment + timedelta(days=MOVE_DAY)
+        directory_teams = [
+            *({"id": t["team_id"], "alias": t["team_alias"], "deleted_at": None} for t in teams),
+            {"id": DELETED_TEAM, "alias": "Innovation Labs", "deleted_at": deleted_at},
+        ]
+        move = {"token_hash": moved["token_hash"], "before": DELETED_TEAM,
+                "valid_from": self.start + timedelta(days=MOVE_DAY), "team_id": moved["team_id"]}  # fmt: skip
+        return teams, directory_teams, [move]
 
     def _litellm_user(self, user: _User, spend: float) -> dict[str, Any]:
         return {

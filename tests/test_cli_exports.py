@@ -56,7 +56,7 @@ def test_sync_directory_then_export_a_users_usage(database_url: str, tmp_path: P
 def test_export_rejects_an_unknown_dimension(database_url: str, tmp_path: Path) -> None:
     result = run_cli(
         "export", "--from", "2026-11-01", "--to", "2026-11-02", "--format", "json", "--out",
-        str(tmp_path / "x.json"), "--group-by", "date,planet", env={"USAGE_GATEWAY_DATABASE_URL": database_url},
+        str(tmp_path / "x.json"), "--group-by", "date,star", env={"USAGE_GATEWAY_DATABASE_URL": database_url},
     )  # fmt: skip
     assert result.returncode == 2
-    assert "PLANET" in result.stderr
+    assert "STAR" in result.stderr

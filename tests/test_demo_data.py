@@ -15,6 +15,7 @@ from tests.golden_files import GOLDEN_DIR
 from tests.litellm_rows import COUNTER_COLUMNS, UNIQUE_COLUMNS
 from usage_gateway.devtools.demo_data import (
     DAYS,
+    DELETED_TEAM,
     KEYS,
     MCP_TOOLS,
     TRIAL_PROVIDER,
@@ -276,3 +277,23 @@ def test_model_groups_gather_several_models_and_differ_from_them(data: DemoData)
     assert any(len(models) > 1 for models in groups.values())
     assert any(group not in models for group, models in groups.items())
     assert any(models == {group} for group, models in groups.items())
+
+
+def test_teams_a_moved_key_and_a_deleted_team(data: DemoData) -> None:
+    """Every department is a LiteLLM team; a team LiteLLM deleted stays in the directory with its alias;
+    one busy key moved out of it on MOVE_DAY into its current team, with usage on both sides."""
+    listed = {team["team_id"]: team["team_alias"] for team in data.teams}
+    directory = {team["id"]: (team["alias"], team["deleted_at"] is not None) for team in data.directory_teams}
+    assert {team: (alias, False) for team, alias in listed.items()} == {
+        team: value for team, value in directory.items() if team != DELETED_TEAM
+    }
+    assert directory[DELETED_TEAM] == ("Innovation Labs", True)
+    assert DELETED_TEAM not in listed
+    key_teams = {key["token"]: key["team_id"] for key in data.keys}
+    assert {team for team in key_teams.values() if team} <= set(listed)
+    [move] = data.team_moves
+    assert move["before"] == DELETED_TEAM
+    assert move["team_id"] == key_teams[move["token_hash"]] in listed
+    days = {date.fromisoformat(row["date"]) for row in data.rows if row["api_key"] == move["token_hash"]}
+    assert min(days) < move["valid_from"] <= max(days)
+    assert generate(7, now=NOW).team_moves == data.team_moves

@@ -20,6 +20,7 @@ from tests.gateway_harness import clock_at, long_after
 from tests.usage_from_rows import fresh_database, litellm_gateway
 from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
 from usage_gateway.devtools.local_services import LocalPostgres
+from usage_gateway.resolvers.viewer import Role
 
 DAYS = ("2026-11-16", "2026-11-17", "2026-11-18")
 KEYS = tuple(f"{n:064x}" for n in (1, 2, 3))
@@ -44,6 +45,9 @@ query ($filter: UsageFilter!) {{
 }}
 """
 
+OWN = """
+query ($filter: UsageFilter!) { usage(filter: $filter) { totals { requests } byUser { nodes { userId } } } }
+"""
 _REQUEST = st.fixed_dictionaries(
     {
         "date": st.sampled_from(DAYS),
@@ -171,6 +175,11 @@ def test_by_tag_and_tag_filter_equal_the_rows(
                     )
                     variables = {"filter": FILTER if tag is None else {**FILTER, "tag": tag}}
                     _check(await gw.data(QUERY, variables), rows, tag)
+                    if tag is not None:  # a plain user sees the tag's usage of their own keys only
+                        mine = [r for r in rows if r["tag"] == tag and OWNERS.get(r["api_key"]) == "alice"]
+                        own = await gw.data(OWN, variables, token=gw.token("alice", Role.USER))
+                        assert own["usage"]["totals"]["requests"] == sum(r["api_requests"] for r in mine)
+                        assert {n["userId"] for n in own["usage"]["byUser"]["nodes"]} <= {"alice"}
 
     asyncio.run(run())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -9,7 +10,7 @@ from usage_gateway.datasources.directory.lookups import ApiKeyRecord, TeamRecord
 from usage_gateway.datasources.facts import aggregates as facts
 from usage_gateway.datasources.facts.aggregates import Dimension, FactFilter
 from usage_gateway.resolvers.context import Context
-from usage_gateway.resolvers.filters import check_range
+from usage_gateway.resolvers.filters import RequestedFilter, check_range, resolve_filter
 from usage_gateway.resolvers.scope import scoped_filter
 
 _SITE = ("filterOptions",)
@@ -18,13 +19,30 @@ _SITE = ("filterOptions",)
 @dataclass(frozen=True)
 class OptionsRequest:
     filter: FactFilter
+    keys_filter: FactFilter | None = None  # the chosen users and teams: the keys cascade from them
 
 
-async def filter_options(ctx: Context, start: date, end: date) -> OptionsRequest:
+def chosen(
+    start: date, end: date, user_ids: Sequence[str] | None, team_ids: Sequence[str] | None
+) -> RequestedFilter:
+    """The users and teams a filter has chosen, as a filter of the range (checked as ``usage``'s is)."""
+    return RequestedFilter(start, end, user_ids=user_ids, team_ids=team_ids)
+
+
+async def filter_options(
+    ctx: Context,
+    start: date,
+    end: date,
+    user_ids: Sequence[str] | None = None,
+    team_ids: Sequence[str] | None = None,
+) -> OptionsRequest:
     check_range(start, end, ctx.limits)
     f = scoped_filter(ctx.viewer, FactFilter(start, end))
+    narrowed = None
+    if user_ids is not None or team_ids is not None:
+        narrowed = await resolve_filter(ctx, chosen(start, end, user_ids, team_ids))
     ctx.note(await ctx.days.ensure(start, end))
-    return OptionsRequest(f)
+    return OptionsRequest(f, narrowed)
 
 
 async def users(ctx: Context, request: OptionsRequest) -> list[tuple[str, UserRecord | None]]:
@@ -35,8 +53,10 @@ async def users(ctx: Context, request: OptionsRequest) -> list[tuple[str, UserRe
 
 
 async def api_keys(ctx: Context, request: OptionsRequest) -> list[tuple[str, ApiKeyRecord | None]]:
-    """Every key bucket seen, with its directory key (None outside the directory)."""
-    buckets = await facts.distinct_values(ctx.db, request.filter, Dimension.API_KEY)
+    """Every key bucket seen, with its directory key (None outside the directory); only those the chosen
+    users and teams used, if any are chosen."""
+    f = request.filter if request.keys_filter is None else request.keys_filter
+    buckets = await facts.distinct_values(ctx.db, f, Dimension.API_KEY)
     records = await ctx.loaders.api_keys.load_many([(_SITE, bucket) for bucket in buckets])
     return list(zip(buckets, records, strict=True))
 

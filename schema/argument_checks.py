@@ -57,6 +57,7 @@ from usage_gateway.resolvers.filters import (
     check_range,
     resolve_filter,
 )
+from usage_gateway.resolvers.options import chosen
 from usage_gateway.resolvers.side_breakdowns import check_arguments as check_side_arguments
 from usage_gateway.resolvers.usage import previous_filter
 from usage_gateway.schema.enums import SortDirection, UsageMetric
@@ -211,6 +212,16 @@ async def check_operation(
                 except GatewayError:
                     failed_filters.add(requested)
                     raise
+            elif field.key == "Query.filterOptions" and (
+                field.arguments.get("userIds") is not None or field.arguments.get("teamIds") is not None
+            ):
+                arguments = field.arguments
+                await resolve_filter(
+                    ctx,
+                    chosen(
+                        arguments["from"], arguments["to"], arguments.get("userIds"), arguments.get("teamIds")
+                    ),
+                )
             elif field.key == "Usage.previousPeriod" and field.under and field.under not in failed_filters:
                 previous_filter(await resolve_filter(ctx, field.under))
         except GatewayError as exc:

@@ -69,9 +69,21 @@ class Query:
 
     @strawberry.field
     async def filter_options(
-        self, info: Info[Context, None], from_: Annotated[date, strawberry.argument(name="from")], to: date
+        self,
+        info: Info[Context, None],
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+        user_ids: Annotated[
+            list[strawberry.ID] | None,
+            strawberry.argument(description="Chosen users: `apiKeys` lists only the keys they used."),
+        ] = None,
+        team_ids: Annotated[
+            list[strawberry.ID] | None,
+            strawberry.argument(description="Chosen teams: `apiKeys` lists only the keys used in them."),
+        ] = None,
     ) -> FilterOptions:
-        return FilterOptions(_request=await options.filter_options(info.context, from_, to))
+        found = await options.filter_options(info.context, from_, to, user_ids, team_ids)
+        return FilterOptions(_request=found)
 
     @strawberry.field
     def viewer(self, info: Info[Context, None]) -> Viewer:

@@ -333,6 +333,22 @@ async def test_a_key_moved_by_sync_keeps_its_earlier_usage_under_its_earlier_tea
             assert options["filterOptions"]["teams"] == [
                 {"id": "t-new", "alias": "New"}, {"id": "t-old", "alias": "Old"}
             ]  # fmt: skip
+            cascade = await gw.data(
+                "query ($from: Date!, $to: Date!, $teams: [ID!]) { all: filterOptions(from: $from, to: $to)"
+                " { apiKeys { keyAlias } } some: filterOptions(from: $from, to: $to, teamIds: $teams)"
+                " { apiKeys { keyAlias } teams { id } } }",
+                {"from": window["from"], "to": window["to"], "teams": ["t-bob"]},
+            )
+            assert [k["keyAlias"] for k in cascade["all"]["apiKeys"]] == ["moving", "other"]
+            assert [k["keyAlias"] for k in cascade["some"]["apiKeys"]] == ["other"]  # keys cascade from teams
+            assert [t["id"] for t in cascade["some"]["teams"]] == ["t-bob", "t-new", "t-old"]  # teams do not
+            refused_options = await gw.query(
+                'query ($from: Date!, $to: Date!) { filterOptions(from: $from, to: $to, teamIds: ["t-bob"])'
+                " { apiKeys { id } } }",
+                {"from": window["from"], "to": window["to"]},
+                token=alice,
+            )
+            assert refused_options["errors"][0]["extensions"]["code"] == "FORBIDDEN", refused_options
             own = await gw.data(
                 "query ($f: UsageFilter!) { usage(filter: $f) { totals { spendExact } } }",
                 {"f": {**window, "teamIds": ["t-old"]}},

@@ -39,3 +39,8 @@ CREATE TABLE tag_facts (
     PRIMARY KEY (date, tag, api_key, model, provider)
 );
 CREATE INDEX tag_facts_tag_date ON tag_facts (tag, date);
+
+-- Exports may group by tag; the check of migration 0002 predates it (and TEAM, migration 0007's dimension).
+ALTER TABLE exports DROP CONSTRAINT IF EXISTS exports_group_by_check;
+ALTER TABLE exports ADD CONSTRAINT exports_group_by_check
+    CHECK (group_by <@ ARRAY['DATE', 'USER', 'API_KEY', 'MODEL', 'PROVIDER', 'TEAM', 'TAG']::text[]);

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from usage_gateway.datasources.daycache.days import RangeReport, days_between
@@ -17,6 +17,7 @@ from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.download_links import DOWNLOAD_PATH
 from usage_gateway.resolvers.filters import RequestedFilter, check_range, check_seen, resolve_filter
 from usage_gateway.resolvers.permissions import reads_everyone, require_admin
+from usage_gateway.resolvers.usage import ensure_days
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,10 @@ async def export_usage(
     }
     async with audited(ctx, "exportUsage", arguments) as entry:
         f = await resolve_filter(ctx, requested)
-        ctx.note(await ctx.days.ensure(f.date_from, f.date_to))
+        if exports.reads_tags(f, group_by):
+            await ensure_days(ctx, f if f.tags is not None else replace(f, tags=()), f.date_from, f.date_to)
+        else:
+            ctx.note(await ctx.days.ensure(f.date_from, f.date_to))
         await check_seen(ctx, f)
         record = await exports.create_export(
             ctx.db,

@@ -180,8 +180,6 @@ def _check_plain(field: _Field, ctx: Context) -> None:
             f"`{name}` cannot be answered under a `tag` filter: the gateway keeps tag usage by key, model and"
             " provider only, without model groups, endpoints or MCP tools"
         )
-    if field.key == "Mutation.exportUsage" and field.arguments["filter"].get("tag") is not None:
-        raise BadUserInput("exports do not take a `tag` filter yet: query `usage(filter: {tag: …})` instead")
     if field.key.startswith("Usage.") and name in side_rules.FIELDS:
         rollup = side_rules.FIELDS[name]
         check_side_arguments(rollup, arguments.get("after"), to_order(_order(arguments.get("orderBy"))))

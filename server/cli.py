@@ -394,8 +394,10 @@ def _parse_group_by(_: click.Context, __: click.Parameter, value: str) -> tuple[
     names = tuple(part.strip().upper() for part in value.split(",") if part.strip())
     unknown = [name for name in names if name not in ExportDimension.__members__]
     if unknown:
-        choices = ", ".join(ExportDimension.__members__)
+        choices = ", ".join(name for name in ExportDimension.__members__ if name != "TAG")
         raise click.BadParameter(f"unknown dimension(s) {', '.join(unknown)}; choose from {choices}")
+    if "TAG" in names:  # the command fetches user days only; the mutation fetches tag days too
+        raise click.BadParameter("TAG is exported by the exportUsage mutation, which fetches tag days first")
     return names
 
 

@@ -5,17 +5,20 @@ source rows exactly; several tags in one filter are refused, as are fields tag r
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from tests.api_client import DirectoryKey, DirectoryUser, seed_directory
+from tests.api_client import DirectoryKey, DirectoryUser, Gateway, seed_directory
 from tests.gateway_harness import clock_at, long_after
 from tests.usage_from_rows import fresh_database, litellm_gateway
 from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
@@ -145,6 +148,32 @@ def _check(data: dict[str, Any], rows: list[dict[str, Any]], tag: str | None) ->
     assert data["usage"]["freshness"]["closedDays"] == len(DAYS)
 
 
+EXPORT = """
+mutation ($filter: UsageFilter!) {
+  exportUsage(filter: $filter, format: CSV, groupBy: [TAG, MODEL]) { status rowCount downloadUrl }
+}
+"""
+
+
+async def _check_export(gw: Gateway, rows: list[dict[str, Any]], tag: str | None) -> None:
+    """A CSV export grouped by TAG and MODEL holds each (tag, model)'s sums of the rows."""
+    variables = {"filter": FILTER if tag is None else {**FILTER, "tag": tag}}
+    export = (await gw.data(EXPORT, variables))["exportUsage"]
+    assert export["status"] == "DONE"
+    response = await gw.client.get(httpx.URL(export["downloadUrl"]).raw_path.decode())
+    assert response.status_code == 200, response.text
+    got = {
+        (line["tag"], line["model"]): (Decimal(line["spend"]), int(line["requests"]))
+        for line in csv.DictReader(io.StringIO(response.text))
+    }
+    want = _sums([r for r in rows if tag is None or r["tag"] == tag], lambda r: f"{r['tag']}\t{r['model']}")
+    assert got.keys() == {tuple(key.split("\t")) for key in want}
+    for key, (spend, requests) in got.items():
+        expected = want["\t".join(key)]
+        assert requests == expected["requests"]
+        assert abs(spend - expected["spend"]) <= Decimal("1e-9")
+
+
 @settings(
     max_examples=8,
     deadline=None,
@@ -175,6 +204,7 @@ def test_by_tag_and_tag_filter_equal_the_rows(
                     )
                     variables = {"filter": FILTER if tag is None else {**FILTER, "tag": tag}}
                     _check(await gw.data(QUERY, variables), rows, tag)
+                    await _check_export(gw, rows, tag)
                     if tag is not None:  # a plain user sees the tag's usage of their own keys only
                         mine = [r for r in rows if r["tag"] == tag and OWNERS.get(r["api_key"]) == "alice"]
                         own = await gw.data(OWN, variables, token=gw.token("alice", Role.USER))

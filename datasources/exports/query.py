@@ -10,7 +10,7 @@ from typing import Any
 from psycopg import sql
 
 from usage_gateway.datasources.exports.columns import Column, Kind
-from usage_gateway.datasources.facts.aggregates import where_clause
+from usage_gateway.datasources.facts.aggregates import TAG_FACTS, where_clause
 from usage_gateway.datasources.facts.vocabulary import FactFilter
 
 
@@ -21,6 +21,8 @@ class ExportDimension(StrEnum):
     MODEL = "MODEL"
     PROVIDER = "PROVIDER"
     TEAM = "TEAM"  # the key's team on the day (migration 0007), 'no-team' without one
+    # A LiteLLM tag (migration 0008): rows come from tag facts, and a request with N tags is in N rows.
+    TAG = "TAG"
 
 
 # The default grouping: the five dimensions exports had before teams (TEAM is asked for by name).
@@ -48,6 +50,8 @@ def filter_to_json(f: FactFilter) -> dict[str, Any]:
     }
     if f.team_ids is not None:  # only when set: exports made without it keep their stored shape
         data["teamIds"] = list(f.team_ids)
+    if f.tags is not None:
+        data["tags"] = list(f.tags)
     return data
 
 
@@ -64,6 +68,7 @@ def filter_from_json(data: dict[str, Any]) -> FactFilter:
         models=values("models"),
         providers=values("providers"),
         team_ids=values("teamIds"),
+        tags=values("tags"),
     )
 
 
@@ -95,6 +100,7 @@ _FACT_COLUMN = {
     ExportDimension.MODEL: "model",
     ExportDimension.PROVIDER: "provider",
     ExportDimension.TEAM: "team_id",
+    ExportDimension.TAG: "tag",
 }
 # What each dimension adds to a row: (select expression over the group g and its joins, column).
 _DIMENSION_SELECT: dict[ExportDimension, tuple[tuple[str, Column], ...]] = {
@@ -116,6 +122,7 @@ _DIMENSION_SELECT: dict[ExportDimension, tuple[tuple[str, Column], ...]] = {
         ("g.team_id", Column("team_id", Kind.TEXT)),
         ("t.alias", Column("team_alias", Kind.TEXT)),
     ),
+    ExportDimension.TAG: (("g.tag", Column("tag", Kind.TEXT)),),
 }
 _JOINS = {
     ExportDimension.USER: "LEFT JOIN users u ON u.id = g.user_id",
@@ -125,6 +132,15 @@ _JOINS = {
     ),
 }
 _METRIC_COLUMNS = (Column("spend", Kind.DECIMAL), *(Column(name, Kind.INT) for name, _ in _METRICS))
+
+
+def reads_tags(f: FactFilter, group_by: Sequence[ExportDimension]) -> bool:
+    """Whether an export reads tag facts: it filters or groups by a tag."""
+    return f.tags is not None or ExportDimension.TAG in group_by
+
+
+def _source(f: FactFilter, group_by: Sequence[ExportDimension]) -> sql.Composable:
+    return TAG_FACTS if reads_tags(f, group_by) else sql.Identifier("usage_facts")
 
 
 def export_columns(group_by: Sequence[ExportDimension]) -> list[Column]:
@@ -156,9 +172,10 @@ def export_query(f: FactFilter, group_by: Sequence[ExportDimension]) -> tuple[sq
         for d, key in zip(group_by, keys, strict=True)
     ]
     query = sql.SQL(
-        "SELECT {select} FROM (SELECT {keys}{sums} FROM usage_facts WHERE {where}{group}) g {joins}{order}"
+        "SELECT {select} FROM (SELECT {keys}{sums} FROM {source} WHERE {where}{group}) g {joins}{order}"
     ).format(
         select=sql.SQL(", ").join(select),
+        source=_source(f, group_by),
         keys=sql.SQL("").join(sql.SQL("{}, ").format(key) for key in keys),
         sums=sql.SQL(", ").join(sums),
         where=where_clause(f, params),
@@ -181,12 +198,15 @@ def count_query(
     params: dict[str, Any] = {}
     if not group_by:
         return sql.SQL("SELECT 1"), params
-    query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM usage_facts WHERE {where}{group}) g").format(
-        where=where_clause(f, params), group=_group_clause(group_by)
+    query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {where}{group}) g").format(
+        source=_source(f, group_by), where=where_clause(f, params), group=_group_clause(group_by)
     )
     return query, params
 
 
-def facts_count_query(f: FactFilter) -> tuple[sql.Composed, dict[str, Any]]:
+def facts_count_query(
+    f: FactFilter, group_by: Sequence[ExportDimension] = ()
+) -> tuple[sql.Composed, dict[str, Any]]:
     params: dict[str, Any] = {}
-    return sql.SQL("SELECT count(*) FROM usage_facts WHERE {}").format(where_clause(f, params)), params
+    query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_source(f, group_by), where_clause(f, params))
+    return query, params

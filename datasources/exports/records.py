@@ -54,6 +54,7 @@ from usage_gateway.datasources.exports.query import (
     filter_from_json,
     filter_to_json,
     normalise_group_by,
+    reads_tags,
 )
 from usage_gateway.datasources.exports.sink import HashingSink, WrittenFile
 from usage_gateway.datasources.exports.tables import copy_table
@@ -77,6 +78,7 @@ __all__ = [
     "fail_abandoned_exports",
     "finish_background",
     "get_export",
+    "reads_tags",
     "run_export",
     "start_in_background",
     "write_export",
@@ -125,7 +127,7 @@ async def estimate_rows(
 ) -> int:
     """The facts an export reads: an upper bound of its rows and the measure of its cost (whatever the
     grouping, every matching fact is read). Compare with :data:`INLINE_EXPORT_MAX_FACTS`."""
-    row = await db.fetch_one(*facts_count_query(f))
+    row = await db.fetch_one(*facts_count_query(f, group_by))
     return int(row[0]) if row else 0
 
 
@@ -190,7 +192,7 @@ async def _write_export(
         else:
             # Counting the groups costs a tenth of the COPY (it groups every fact again): the progress
             # counts against the facts read, a bound of the rows, and COPY counts the rows.
-            total = await _count(conn, *facts_count_query(f)) if on_progress is not None else 0
+            total = await _count(conn, *facts_count_query(f, group_by)) if on_progress is not None else 0
         metadata = export_metadata(f, group_by, datetime.now(UTC), total if feed is Feed.ROWS else None)
         sink = await asyncio.to_thread(HashingSink.create, destination)
         writer: RowWriter | None = None

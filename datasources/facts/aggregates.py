@@ -119,7 +119,7 @@ _FACTS = sql.Identifier("usage_facts")
 # Tag facts (migration 0008) shaped as usage_facts plus their tag: the user and team of each are its key's
 # attributed ones on its day, by the same functions as usage facts' (attributed_user, attributed_team); the
 # LiteLLM user the attribution falls back to is the key's owner in LiteLLM's key metadata (litellm_keys).
-_TAG_FACTS = sql.SQL(
+TAG_FACTS = sql.SQL(
     "(SELECT t.date, t.tag, t.api_key, coalesce(k.user_id, '') AS litellm_user_id, t.model, t.provider,"
     " attributed_user(t.api_key, t.date, coalesce(k.user_id, '')) AS user_id,"
     " attributed_team(t.api_key, t.date) AS team_id, t.spend, t.prompt_tokens, t.completion_tokens,"
@@ -145,7 +145,7 @@ def source_for(f: FactFilter, dims: Iterable[Dimension], *, active_counts: bool)
     """
     needed = {*dims, *(d for d in Dimension if f.values_for(d) is not None)}
     if Dimension.TAG in needed:
-        return _TAG_FACTS
+        return TAG_FACTS
     if active_counts:
         needed |= {Dimension.USER, Dimension.API_KEY, Dimension.MODEL}
     for kept, table in _ROLLUPS:

@@ -55,6 +55,15 @@ query ($filter: UsageFilter!) {{
   }}
 }}
 """
+PAGE = """
+query ($filter: UsageFilter!, $after: String, $order: UsageOrder) {
+  usage(filter: $filter) {
+    %s(first: 1, after: $after, orderBy: $order) {
+      pageInfo { hasNextPage endCursor } nodes { %s metrics { %s } }
+    }
+  }
+}
+"""
 ONE = """
 query ($filter: UsageFilter!) {
   usage(filter: $filter) { %s(first: 500) { totalCount nodes { %s metrics { %s } } } }
@@ -238,6 +247,35 @@ async def test_side_breakdowns_equal_the_rows_where_exact_and_are_refused_elsewh
         rollup = data.draw(st.sampled_from(list(SideRollup)), label="rollup")
         field, name_field = FIELDS[rollup]
         one = ONE % (field, f"{name_field} models", METRICS)
+
+        # Paged one node at a time, in either direction of a metric: every node once, in order (ties by
+        # name ascending).
+        metric, field_name = data.draw(
+            st.sampled_from(
+                (("SPEND", "spendExact"), ("REQUESTS", "requests"), ("PROMPT_TOKENS", "promptTokens"))
+            ),
+            label="order",
+        )
+        for direction in ("ASC", "DESC"):
+            want_order = sorted(
+                ((Decimal(entry[field_name]), name) for name, entry in expected(case.rows, rollup).items()),
+                key=lambda pair: (pair[0] if direction == "ASC" else -pair[0], pair[1]),
+            )
+            seen: list[tuple[Decimal, str]] = []
+            after: str | None = None
+            while True:
+                page = await gw.query(
+                    PAGE % (field, name_field, field_name),
+                    {"filter": whole, "after": after, "order": {"metric": metric, "direction": direction}},
+                )
+                assert "errors" not in page, page["errors"]
+                connection = page["data"]["usage"][field]
+                seen += [(Decimal(n["metrics"][field_name]), n[name_field]) for n in connection["nodes"]]
+                assert len(seen) <= len(want_order), ("paging returns a node twice", direction, seen)
+                if not connection["pageInfo"]["hasNextPage"]:
+                    break
+                after = connection["pageInfo"]["endCursor"]
+            assert seen == want_order, (direction, metric)
 
         # By key bucket: exact.
         key = data.draw(st.sampled_from(sorted({key_of(row) for row in case.rows})), label="key")

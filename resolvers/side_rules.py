@@ -39,6 +39,10 @@ _NOT_CROSSED_PROVIDERS = (
     " applied to them exactly"
 )
 _NOT_CROSSED = "LiteLLM's {what} are read with key and model only; `{name}` cannot be applied to them exactly"
+_NOT_IN_TAG_FACTS = (
+    "the gateway keeps tag usage by key, model and provider only (LiteLLM's tag rows), without model groups,"
+    " endpoints or MCP tools"
+)
 
 # Filter (as the GraphQL UsageFilter names it) -> how it applies, per roll-up.
 RULES: dict[SideRollup, dict[str, Applies]] = {
@@ -90,7 +94,7 @@ def check_filters(rollup: SideRollup, used: Iterable[str]) -> None:
     for name in used:
         rule = RULES[rollup].get(name, Applies.REFUSED)
         if rule is Applies.REFUSED:
-            reason = _NOT_CROSSED_PROVIDERS if name == "providers" else _NOT_CROSSED
+            reason = {"providers": _NOT_CROSSED_PROVIDERS, "tag": _NOT_IN_TAG_FACTS}.get(name, _NOT_CROSSED)
             raise BadUserInput(f"`{name}` cannot filter {what}: " + reason.format(what=what, name=name))
 
 

@@ -46,7 +46,7 @@ from graphql.execution.values import (
 from strawberry.extensions import SchemaExtension
 
 from usage_gateway.datasources.facts.aggregates import Dimension
-from usage_gateway.errors import BadUserInput, GatewayError
+from usage_gateway.errors import GatewayError
 from usage_gateway.resolvers import side_rules
 from usage_gateway.resolvers.audited import AuditEntry, write
 from usage_gateway.resolvers.context import Context
@@ -175,11 +175,6 @@ def _check_plain(field: _Field, ctx: Context) -> None:
     name = field.key.partition(".")[2]
     if field.key.startswith("Usage.") and name in BREAKDOWNS:
         check_after(arguments.get("after"), BREAKDOWNS[name], to_order(_order(arguments.get("orderBy"))))
-    if field.key.startswith("Usage.") and name in side_rules.FIELDS and field.under and field.under.tag:
-        raise BadUserInput(
-            f"`{name}` cannot be answered under a `tag` filter: the gateway keeps tag usage by key, model and"
-            " provider only, without model groups, endpoints or MCP tools"
-        )
     if field.key.startswith("Usage.") and name in side_rules.FIELDS:
         rollup = side_rules.FIELDS[name]
         check_side_arguments(rollup, arguments.get("after"), to_order(_order(arguments.get("orderBy"))))

@@ -358,6 +358,14 @@ async def test_side_breakdowns_equal_the_rows_where_exact_and_are_refused_elsewh
         assert error["extensions"]["code"] == "BAD_USER_INPUT"
         assert "not crossed with providers" in error["message"]
 
+        # By tag: refused (LiteLLM's tag rows are another table, not crossed with these roll-ups).
+        found = await gw.query(one, {"filter": {**whole, "tag": "User-Agent:claude-code"}})
+        assert found["data"] is None
+        (error,) = found["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
+        assert "`tag` cannot filter" in error["message"]
+        assert "without model groups" in error["message"]
+
 
 def test_the_rules_table_refuses_providers_and_allows_keys_models_and_users_for_every_rollup() -> None:
     for rollup in SideRollup:

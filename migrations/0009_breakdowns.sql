@@ -25,6 +25,7 @@ CREATE TABLE usage_breakdown_facts (
     PRIMARY KEY (date, rollup, bucket, api_key, model)
 );
 
--- Days stored before this migration have no breakdown rows: read them again (open, and long stale). Until
--- then the breakdowns refuse a range holding one (side_breakdowns.days_without_side_facts).
-UPDATE usage_days SET status = 'open', fetched_at = '2000-01-01T00:00:00Z';
+-- Days stored before this migration have no breakdown rows. They stay closed (a closed day is not read
+-- again unless an admin asks: reopening them all would make the first queries after an upgrade re-read
+-- every stored day from LiteLLM); the breakdowns refuse a range holding one, naming the days, until
+-- refreshRange or `usage-gateway backfill --refresh` reads them (side_breakdowns.days_without_side_facts).

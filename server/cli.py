@@ -134,8 +134,14 @@ def migrate() -> None:
 @main.command()
 @click.option("--from", "start", required=True, callback=_parse_day, help="first UTC day, YYYY-MM-DD")
 @click.option("--to", "end", required=True, callback=_parse_day, help="last UTC day, inclusive")
-def backfill(start: date, end: date) -> None:
-    """Fetch every missing or stale day of a range from LiteLLM into Postgres."""
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="read the range's closed days again too: for corrections made in LiteLLM after a day closed, or"
+    " for days stored before an upgrade that stores more of each day (model groups, endpoints: 0009)",
+)
+def backfill(start: date, end: date, refresh: bool) -> None:
+    """Fetch every missing or stale day of a range from LiteLLM into Postgres (--refresh: every day)."""
     if end < start:
         raise click.BadParameter("--to is before --from")
     settings = _settings()
@@ -146,7 +152,11 @@ def backfill(start: date, end: date) -> None:
         batches = plan_batches(days_between(start, min(end, resources.days.today())))
         reports: list[RangeReport] = []
         with progress_reporter("backfill", total=len(batches)) as advance:
-            for finished in asyncio.as_completed([resources.days.ensure(b[0], b[-1]) for b in batches]):
+            reads = [
+                resources.days.refresh(b, reopen=True) if refresh else resources.days.ensure(b[0], b[-1])
+                for b in batches
+            ]
+            for finished in asyncio.as_completed(reads):
                 report = await finished
                 reports.append(report)
                 advance(f"{report.days[0].isoformat()} … {report.days[-1].isoformat()}")

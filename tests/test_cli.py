@@ -70,6 +70,39 @@ def test_migrate_backfill_and_refresh_today(database_url: str, redis_url: str) -
     assert stored == (total_of(store.rows()).api_requests, 6)
 
 
+def test_backfill_refresh_reads_closed_days_again(database_url: str, redis_url: str) -> None:
+    """A day stored before migration 0009 (facts, no model groups) stays closed; --refresh reads it."""
+    today = datetime.now(UTC).date()
+    days = [today - timedelta(days=n) for n in range(8, 5, -1)]  # closed days
+    store = LiteLLMStore(keys=[], users=[], rows=spread_rows(days))
+    span = ("--from", days[0].isoformat(), "--to", days[-1].isoformat())
+    with running_litellm(store) as url:
+        env = {
+            "USAGE_GATEWAY_DATABASE_URL": database_url,
+            "USAGE_GATEWAY_REDIS_URL": redis_url,
+            "USAGE_GATEWAY_LITELLM_URL": url,
+            "USAGE_GATEWAY_LITELLM_MASTER_KEY": store.master_key,
+        }
+        first = run_cli("backfill", *span, env=env)
+        assert "3 day(s): 3 fetched, 0 failed, 0 unverified" in first.stdout, first.stderr
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM usage_breakdown_facts WHERE date = %s", (days[1],))
+        again = run_cli("backfill", *span, env=env)
+        assert "3 day(s): 0 fetched, 0 failed, 0 unverified" in again.stdout, again.stderr
+        refreshed = run_cli("backfill", *span, "--refresh", env=env)
+        assert refreshed.returncode == 0, refreshed.stderr
+        assert "3 day(s): 3 fetched, 0 failed, 0 unverified" in refreshed.stdout
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM usage_breakdown_facts WHERE date = %s AND rollup = 'model_group'",
+            (days[1],),
+        ).fetchone()
+        states = conn.execute("SELECT DISTINCT status FROM usage_days").fetchall()
+    assert row is not None
+    assert row[0] > 0
+    assert states == [("closed",)]
+
+
 def test_backfill_rejects_a_reversed_range(database_url: str) -> None:
     result = run_cli(
         "backfill",

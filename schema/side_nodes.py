@@ -4,6 +4,7 @@ endpoint and MCP tool, apart from users and providers (see ``resolvers/side_rule
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import strawberry
 
@@ -13,6 +14,17 @@ from usage_gateway.schema.metrics import PageInfo, UsageMetrics
 ACTIVE_USERS = frozenset({"activeUsers"})
 SHARE = "Fraction of the filtered total spend (`Usage.totals`)."
 MODELS = "The LiteLLM models (the facts' `model`) of the bucket's usage under the filter, sorted."
+
+
+def _measures(node: SideNode) -> dict[str, Any]:
+    """The fields every side node has beside its bucket's name."""
+    row = node.row
+    return {
+        "models": list(row.related),
+        "metrics": UsageMetrics.of(row.totals),
+        "share": node.share,
+        "last_active_date": row.last_active,
+    }
 
 
 @strawberry.type(
@@ -28,14 +40,7 @@ class ModelGroupUsage:
 
     @classmethod
     def of(cls, node: SideNode) -> ModelGroupUsage:
-        row = node.row
-        return cls(
-            model_group=row.key,
-            models=list(row.related),
-            metrics=UsageMetrics.of(row.totals),
-            share=node.share,
-            last_active_date=row.last_active,
-        )
+        return cls(model_group=node.row.key, **_measures(node))
 
 
 @strawberry.type(
@@ -51,14 +56,7 @@ class EndpointUsage:
 
     @classmethod
     def of(cls, node: SideNode) -> EndpointUsage:
-        row = node.row
-        return cls(
-            endpoint=row.key,
-            models=list(row.related),
-            metrics=UsageMetrics.of(row.totals),
-            share=node.share,
-            last_active_date=row.last_active,
-        )
+        return cls(endpoint=node.row.key, **_measures(node))
 
 
 @strawberry.type(
@@ -75,14 +73,7 @@ class McpServerUsage:
 
     @classmethod
     def of(cls, node: SideNode) -> McpServerUsage:
-        row = node.row
-        return cls(
-            mcp_tool=row.key,
-            models=list(row.related),
-            metrics=UsageMetrics.of(row.totals),
-            share=node.share,
-            last_active_date=row.last_active,
-        )
+        return cls(mcp_tool=node.row.key, **_measures(node))
 
 
 def page_info(page: SideNodePage) -> PageInfo:

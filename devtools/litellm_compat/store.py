@@ -18,39 +18,10 @@ from typing import Any
 import orjson
 
 from usage_gateway.devtools.litellm_compat.tags import TagView, normalize_tag_row
-from usage_gateway.devtools.litellm_compat.view import Row, StoreView, hash_token
+from usage_gateway.devtools.litellm_compat.view import ROW_DEFAULTS, Row, StoreView, hash_token
 
 MASTER_KEY = "sk-master-1234"
 
-# Every column of LiteLLM_DailyUserSpend in schema order, with the value a missing column gets.
-ROW_DEFAULTS: tuple[tuple[str, Any], ...] = (
-    ("id", None),
-    ("user_id", None),
-    ("date", None),
-    ("api_key", ""),
-    ("model", None),
-    ("model_group", None),
-    ("custom_llm_provider", None),
-    ("mcp_namespaced_tool_name", ""),
-    ("endpoint", None),
-    ("prompt_tokens", 0),
-    ("completion_tokens", 0),
-    ("cache_read_input_tokens", 0),
-    ("cache_creation_input_tokens", 0),
-    ("compression_saved_tokens", 0),
-    ("compression_savings_spend", 0.0),
-    ("prompt_caching_savings_spend", 0.0),
-    ("gateway_injected_caching_savings_spend", 0.0),
-    ("autorouter_savings_spend", 0.0),
-    ("spend", 0.0),
-    ("api_requests", 0),
-    ("successful_requests", 0),
-    ("failed_requests", 0),
-    ("total_response_time_ms", 0),
-    ("timed_requests", 0),
-    ("created_at", None),
-    ("updated_at", None),
-)
 ROW_COLUMNS: tuple[str, ...] = tuple(name for name, _ in ROW_DEFAULTS)
 _ROW_COLUMN_SET = frozenset(ROW_COLUMNS)
 

@@ -26,6 +26,7 @@ from usage_gateway.devtools.litellm_compat.auth import Caller
 from usage_gateway.devtools.litellm_compat.errors import detail_error
 from usage_gateway.devtools.litellm_compat.params import parse_tag_activity_query, require_dates
 from usage_gateway.devtools.litellm_compat.view import (
+    ROW_DEFAULTS,
     UNKNOWN_MODEL,
     Row,
     StoreView,
@@ -33,35 +34,13 @@ from usage_gateway.devtools.litellm_compat.view import (
     api_key_from_bucket,
 )
 
-# Every column of LiteLLM_DailyTagSpend in schema order (schema.prisma:1085-1126), with defaults.
+# Every column of LiteLLM_DailyTagSpend in schema order (schema.prisma:1085-1126), with defaults: the
+# user table's columns, with `tag` and `request_id` in place of `user_id`.
 TAG_ROW_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("id", None),
     ("tag", None),
     ("request_id", None),
-    ("date", None),
-    ("api_key", ""),
-    ("model", None),
-    ("model_group", None),
-    ("custom_llm_provider", None),
-    ("mcp_namespaced_tool_name", ""),
-    ("endpoint", None),
-    ("prompt_tokens", 0),
-    ("completion_tokens", 0),
-    ("cache_read_input_tokens", 0),
-    ("cache_creation_input_tokens", 0),
-    ("compression_saved_tokens", 0),
-    ("compression_savings_spend", 0.0),
-    ("prompt_caching_savings_spend", 0.0),
-    ("gateway_injected_caching_savings_spend", 0.0),
-    ("autorouter_savings_spend", 0.0),
-    ("spend", 0.0),
-    ("api_requests", 0),
-    ("successful_requests", 0),
-    ("failed_requests", 0),
-    ("total_response_time_ms", 0),
-    ("timed_requests", 0),
-    ("created_at", None),
-    ("updated_at", None),
+    *(column for column in ROW_DEFAULTS if column[0] not in ("id", "user_id")),
 )
 TAG_ROW_COLUMNS: tuple[str, ...] = tuple(name for name, _ in TAG_ROW_DEFAULTS)
 

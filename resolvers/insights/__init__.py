@@ -1,0 +1,1 @@
+"""Resolving the insight fields (budgets, forecast, anomalies, movers) under the viewer's scope."""

@@ -1,0 +1,1 @@
+"""GraphQL types of the insight fields on ``Usage``: budgets, forecast, anomalies and movers."""

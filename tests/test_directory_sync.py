@@ -81,7 +81,12 @@ async def env(database_url: str, litellm: tuple[LiteLLMStore, str]) -> AsyncIter
 
 async def test_the_first_sync_brings_in_every_user_and_key(env: Env) -> None:
     assert await env.sync() == SyncCounts(
-        users_created=8, users_updated=0, api_keys_created=13, api_keys_updated=0, api_keys_revoked=2
+        users_created=8,
+        users_updated=0,
+        api_keys_created=13,
+        api_keys_updated=0,
+        api_keys_revoked=2,
+        budgets_changed=2,  # ned's and quinn's max_budget of 100 (no duration)
     )
     users = await env.db.fetch_all("SELECT id, username, email, role FROM users ORDER BY id")
     assert users == sorted(

@@ -9,7 +9,8 @@ which also heals a key missed by a listing that shifted while it was paged. A ke
 gets the new ``user_id``, a key that moved gets the new ``team_id``; the triggers on ``api_keys`` keep its
 earlier spend with the earlier owner and the earlier team. Teams are upserted by id with their alias; a
 team LiteLLM no longer lists is marked deleted (``deleted_at``, set once) and keeps its alias, so its past
-usage keeps its name.
+usage keeps its name. Budgets (``max_budget``, ``budget_duration``, ``budget_reset_at`` of keys, users
+and teams) replace the ``budgets`` rows (:mod:`.budgets`).
 
 Everything is written in one transaction, set-based: the listings are COPied into temporary tables and
 merged with one statement per table. Syncs are serialised by a transaction-scoped advisory lock.
@@ -31,6 +32,7 @@ from redis.asyncio import Redis
 
 from usage_gateway.datasources.answer_cache import bump_data_version
 from usage_gateway.datasources.db import Database, note_statement
+from usage_gateway.datasources.directory.budgets import BudgetEntity, BudgetRow, budget_rows, merge_budgets
 from usage_gateway.datasources.litellm.client import LiteLLMClient
 from usage_gateway.errors import UpstreamUnavailable
 
@@ -56,6 +58,7 @@ class SyncCounts:
     teams_created: int = 0
     teams_updated: int = 0
     teams_deleted: int = 0
+    budgets_changed: int = 0  # budget rows written or deleted
 
     @property
     def changed(self) -> bool:
@@ -261,9 +264,10 @@ async def merge_directory(
     users: Sequence[UserRow],
     keys: Sequence[KeyRow],
     teams: Sequence[TeamRow] | None = None,
+    budgets: Sequence[BudgetRow] | None = None,
 ) -> SyncCounts:
     """Merge complete listings of users, keys and (unless None) teams into the directory (one
-    transaction)."""
+    transaction); unless None, ``budgets`` replace the keys', users' (and, with teams, teams') budgets."""
     async with db.transaction() as conn:
         await _execute(conn, "SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         await _execute(
@@ -297,6 +301,12 @@ async def merge_directory(
             await _copy(conn, "sync_teams", "id, alias", teams)
             teams_created, teams_updated = await _counts(await _execute(conn, _MERGE_TEAMS))
             teams_deleted = (await _execute(conn, _DELETE_GONE_TEAMS)).rowcount
+        budgets_changed = 0
+        if budgets is not None:
+            entities = [BudgetEntity.API_KEY, BudgetEntity.USER]
+            budgets_changed = await merge_budgets(
+                conn, budgets, [*entities, BudgetEntity.TEAM] if teams is not None else entities
+            )
     return SyncCounts(
         users_created,
         users_updated,
@@ -306,6 +316,7 @@ async def merge_directory(
         teams_created,
         teams_updated,
         teams_deleted,
+        budgets_changed,
     )
 
 
@@ -328,7 +339,9 @@ async def sync_directory(db: Database, client: LiteLLMClient, *, redis: Redis | 
             raise UpstreamUnavailable(
                 f"LiteLLM listed no keys at all; refusing to revoke {live} directory keys"
             )
-    counts = await merge_directory(db, _unique_users(users), keys, _unique_teams(teams))
+    hashed = (key for key in active if _TOKEN_HASH.fullmatch(str(key.get("token"))))
+    budgets = budget_rows(hashed, users, teams)
+    counts = await merge_directory(db, _unique_users(users), keys, _unique_teams(teams), budgets)
     if counts.changed:
         await bump_data_version(redis)
     log.info("directory_sync.done", **{name: getattr(counts, name) for name in counts.__dataclass_fields__})

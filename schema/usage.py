@@ -11,6 +11,7 @@ from strawberry.types import Info
 
 from usage_gateway.datasources.facts.aggregates import Dimension
 from usage_gateway.datasources.facts.side_breakdowns import SideRollup
+from usage_gateway.datasources.insights.forecast import Horizon
 from usage_gateway.resolvers import breakdowns, teams
 from usage_gateway.resolvers import usage as resolve
 from usage_gateway.resolvers.breakdowns import NodePage
@@ -20,6 +21,7 @@ from usage_gateway.resolvers.usage import UsageRequest
 from usage_gateway.schema.enums import Granularity
 from usage_gateway.schema.fields import described
 from usage_gateway.schema.inputs import UsageOrder, to_order
+from usage_gateway.schema.insights import forecast as forecasts
 from usage_gateway.schema.metrics import UsageMetrics, UsagePoint, points
 from usage_gateway.schema.nodes import (
     ApiKeyUsage,
@@ -263,6 +265,15 @@ class Usage:
             order=to_order(order_by),
             active_users=selects_any(info, ACTIVE_USERS),
         )
+
+    @described(
+        "Projected spend and requests to the end of the month or over the next 30 days, with a band."
+        f" {forecasts.METHOD}"
+    )
+    async def forecast(
+        self, info: Info[Context, None], horizon: Horizon = Horizon.MONTH_END
+    ) -> forecasts.Forecast:
+        return await forecasts.forecast(info.context, self._request, horizon)
 
     @strawberry.field
     async def freshness(self, info: Info[Context, None]) -> Freshness:

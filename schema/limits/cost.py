@@ -67,6 +67,7 @@ FIELD_COSTS: Mapping[str, int] = {
     "TeamUsage.timeSeries": AGGREGATE,
     "TeamUsage.topUsers": AGGREGATE,
     "Usage.freshness": AGGREGATE,
+    "Usage.forecast": AGGREGATE,
     "UserUsage.timeSeries": AGGREGATE,
     "UserUsage.models": AGGREGATE,
     "UserUsage.apiKeys": AGGREGATE,

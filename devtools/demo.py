@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from usage_gateway.datasources.directory.budgets import budget_rows
 from usage_gateway.devtools.demo_data import DAYS, DemoData, generate
 from usage_gateway.devtools.demo_queries import EXAMPLES, example_variables
 from usage_gateway.devtools.litellm_compat import MASTER_KEY, Faults, LiteLLMStore, running_litellm
@@ -61,6 +62,7 @@ GRAPHIQL_LOGIN_PATH = "/demo/graphiql"
 DASHBOARD_LOGIN_PATH = "/demo/dashboard"
 UPSTREAM_FAILURE_RATE = 0.02
 _USER_COLUMNS = ("id", "username", "email", "role", "department", "created_at")
+_BUDGET_COLUMNS = ("entity", "entity_id", "max_budget", "budget_duration", "budget_reset_at")
 _KEY_COLUMNS = (
     "id", "user_id", "name", "key_alias", "token_hash", "litellm_user_id", "team_id",
     "created_at", "revoked_at",
@@ -234,6 +236,10 @@ def fill_directory(url: str, data: DemoData) -> None:
         with cursor.copy("COPY teams (id, alias, deleted_at) FROM STDIN") as copy:
             for team in data.directory_teams:
                 copy.write_row([team["id"], team["alias"], team["deleted_at"]])
+        live_keys = [key for key in data.keys if not key.get("deleted")]
+        with cursor.copy(f"COPY budgets ({', '.join(_BUDGET_COLUMNS)}) FROM STDIN") as copy:
+            for budget in budget_rows(live_keys, data.users, data.teams):  # as syncDirectory reads them
+                copy.write_row(budget)
         for move in data.team_moves:  # the triggers gave each key its current team from the start
             cursor.execute(
                 "UPDATE api_key_teams SET team_id = %(before)s"

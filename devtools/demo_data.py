@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from statistics import NormalDist
 from typing import Any
 
+from usage_gateway.devtools.demo_budgets import add_budgets
 from usage_gateway.devtools.demo_catalog import (
     BY_NAME,
     DEPARTMENTS,
@@ -512,8 +513,10 @@ class _Generator:
             self._directory_key(number, key) for number, key in enumerate(keys, 1) if id(key) not in unmapped
         ]
         teams, directory_teams, team_moves = self._teams(directory_keys)
+        litellm_users = [self._litellm_user(u, spend_by_user[u.user_id]) for u in users]
+        add_budgets(litellm_users, litellm_keys, teams, self.rows, self.seed, self.today)
         return DemoData(
-            users=[self._litellm_user(u, spend_by_user[u.user_id]) for u in users],
+            users=litellm_users,
             keys=litellm_keys,
             rows=self.rows,
             directory_users=[self._directory_user(u) for u in users],

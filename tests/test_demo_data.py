@@ -73,8 +73,13 @@ def test_users_and_keys_have_the_golden_fields(data: DemoData) -> None:
     golden = orjson.loads(GOLDEN.read_bytes())
     key_fields = {field for key in golden["keys"] if not key.get("deleted") for field in key}
     deleted_fields = {field for key in golden["keys"] if key.get("deleted") for field in key}
+    # Beyond the golden bodies' fields, the demo's budgets (demo_budgets) use the budget columns every
+    # LiteLLM user and key row has (CONTRACT.md §6: budget_duration, budget_reset_at).
+    key_fields |= {"budget_duration", "budget_reset_at"}
     assert all(set(key) == (deleted_fields if key.get("deleted") else key_fields) for key in data.keys)
-    assert all(set(user) == set(golden["users"][0]) for user in data.users)
+    assert all(
+        set(user) == set(golden["users"][0]) | {"budget_duration", "budget_reset_at"} for user in data.users
+    )
     assert all(key["token"] == hashlib.sha256(key["raw_key"].encode()).hexdigest() for key in data.keys)
     assert len({key["token"] for key in data.keys}) == len(data.keys)
     assert len({key["key_alias"] for key in data.keys}) == len(data.keys)
@@ -297,3 +302,33 @@ def test_teams_a_moved_key_and_a_deleted_team(data: DemoData) -> None:
     days = {date.fromisoformat(row["date"]) for row in data.rows if row["api_key"] == move["token_hash"]}
     assert min(days) < move["valid_from"] <= max(days)
     assert generate(7, now=NOW).team_moves == data.team_moves
+
+
+def test_budgets_on_a_share_of_users_keys_and_teams(data: DemoData) -> None:
+    """demo_budgets: a third of active users, an eighth of live keys, most teams (monthly); some limits
+    below a period's recent spend, so some budgets are projected to run out."""
+    budgeted = {
+        name: [obj for obj in objects if obj.get("max_budget") is not None]
+        for name, objects in (("users", data.users), ("keys", data.keys), ("teams", data.teams))
+    }
+    assert 40 <= len(budgeted["users"]) <= 90
+    assert 50 <= len(budgeted["keys"]) <= 100
+    assert Counter(team["budget_duration"] for team in budgeted["teams"]) == {"1mo": 8, "30d": 1}
+    assert {user["budget_duration"] for user in budgeted["users"]} == {"30d", "1mo", "7d"}
+    assert {key["budget_duration"] for key in budgeted["keys"]} == {"7d", "1d", "30d", "14d", None}
+    assert not any(key.get("blocked") or key.get("deleted") for key in budgeted["keys"])
+    for obj in (*budgeted["users"], *budgeted["keys"], *budgeted["teams"]):
+        assert obj["max_budget"] > 0
+        assert (obj["budget_reset_at"] is None) is (obj["budget_duration"] is None)
+        if obj["budget_duration"] in ("30d", "1mo"):
+            assert obj["budget_reset_at"] == "2026-07-01T00:00:00.000Z"  # LiteLLM: the 1st of next month
+        if obj["budget_duration"] == "7d":
+            assert obj["budget_reset_at"] == "2026-06-15T00:00:00.000Z"  # the next Monday
+    # Spend so far this month (June 1-10) against monthly user limits: some already over.
+    month: defaultdict[str, float] = defaultdict(float)
+    for row in data.rows:
+        if row["date"] >= "2026-06-01":
+            month[row["user_id"]] += row["spend"]
+    monthly = [u for u in budgeted["users"] if u["budget_duration"] in ("30d", "1mo")]
+    assert any(month[u["user_id"]] >= u["max_budget"] for u in monthly)
+    assert any(month[u["user_id"]] < u["max_budget"] / 3 for u in monthly)

@@ -43,6 +43,7 @@ from usage_gateway.datasources.facts.aggregates import FactFilter, source_for, w
 
 WINDOW_DAYS = 28  # closed, verified days a forecast reads
 LOOKBACK_DAYS = 2 * WINDOW_DAYS  # how far back they are looked for, ending at the forecast's end day
+OPEN_DAYS = 2  # days at the end that may be open: today, and yesterday until CLOSE_AFTER past midnight
 MIN_DAYS = 14  # fewer inputs than this: the answer says so
 Z = 1.2815515655446004  # the normal 90th percentile: a central 80 % band
 DAYS_30 = 30
@@ -131,10 +132,11 @@ def window(f: FactFilter, today: date) -> tuple[date, date]:
 
 
 def needed_days(f: FactFilter, today: date) -> tuple[date, date]:
-    """The days to make present before forecasting: the last :data:`WINDOW_DAYS` days and the month so
-    far (days held from further back count too, but are not fetched for a forecast)."""
+    """The days to make present before forecasting: :data:`WINDOW_DAYS` days before the two that may still
+    be open (today, and yesterday for a while), and the month so far. Days held from further back count
+    too, but are not fetched for a forecast."""
     end = end_day(f, today)
-    return min(_back(end, WINDOW_DAYS - 1), end.replace(day=1)), end
+    return min(_back(end, WINDOW_DAYS + OPEN_DAYS - 1), end.replace(day=1)), end
 
 
 async def day_sums(db: Database, f: FactFilter, first: date, last: date) -> list[DaySum]:

@@ -1,0 +1,266 @@
+"""Anomalies: days on which an entity's spend or failure rate left its own rolling baseline.
+
+The rule, for an entity of the dimension (an attributed user, a key bucket, a model, a team on the day),
+over the facts matching the filter, with :data:`RULE`'s numbers:
+
+- Only **closed, verified** days (``usage_days``: status ``closed`` and ``verified``) are ever inputs or
+  reported: open days (today, recent days), unverified days and days not stored are skipped.
+- A day D of the range is checked against its **baseline days**: the closed, verified days among the
+  ``window_days`` (28) days before it, D-28 … D-1 (so a baseline may look back before ``from``).
+- **SPEND**: the value is the entity's spend on D; on each baseline day its spend, 0 when it had none.
+- **FAILURE_RATE**: the value is failed / requests on D, checked only when the entity made at least
+  ``min_requests`` (20) requests on D; its baseline days are those of the baseline days on which it made
+  at least as many.
+- ``baseline`` = the median of the baseline values; ``mad`` = the median of their absolute deviations from
+  it; ``spread`` = max(``mad``, ``relative_floor`` (1 %) of the baseline, an absolute floor: $1 of spend,
+  or 1 percentage point of failure rate), so that a flat history does not flag every cent;
+  ``threshold`` = baseline + ``k`` (5) × spread.
+- D is an anomaly when there are at least ``min_baseline_days`` (14) baseline values and the value is
+  above the threshold; its ``size`` is (value − baseline) / spread (the spread is never 0).
+
+Sums are exact (``numeric``); the median, deviations and comparisons are in double precision, on the
+doubles nearest to the exact sums. One SQL statement reads the day statuses, one the daily sums per
+entity, only of the entities with a day in the range that could pass the threshold at all (the value over
+``k`` × the absolute floor); Python computes the medians over those series.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from statistics import median
+from typing import Any
+
+from psycopg import sql
+
+from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts.aggregates import source_for
+from usage_gateway.datasources.facts.grain import filter_clause
+from usage_gateway.datasources.facts.vocabulary import Dimension, FactFilter
+
+# The dimensions anomalies are found for (a provider is not an entity anyone budgets or owns).
+ANOMALY_DIMENSIONS = (Dimension.USER, Dimension.API_KEY, Dimension.MODEL, Dimension.TEAM)
+
+
+class AnomalyMetric(StrEnum):
+    SPEND = "spend"
+    FAILURE_RATE = "failure_rate"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The numbers of the rule in the module docstring."""
+
+    window_days: int = 28
+    k: float = 5.0
+    min_baseline_days: int = 14
+    min_requests: int = 20  # a failure rate counts only on days with at least this many requests
+    spend_floor: float = 1.0  # the least spread of spend, in the facts' currency
+    rate_floor: float = 0.01  # the least spread of a failure rate (1 percentage point)
+    relative_floor: float = 0.01  # the least spread, as a share of the baseline
+
+    def floor(self, metric: AnomalyMetric) -> float:
+        return self.spend_floor if metric is AnomalyMetric.SPEND else self.rate_floor
+
+    def describe(self) -> str:
+        """The rule in one sentence, for field descriptions and alert texts."""
+        return (
+            f"a closed, verified day whose value is above median + {self.k:g} × spread of the entity's"
+            f" closed, verified days among the {self.window_days} days before it (at least"
+            f" {self.min_baseline_days} of them; spend counts 0 on a day without usage, a failure rate"
+            f" only on days with at least {self.min_requests} requests); spread = the median absolute"
+            f" deviation, at least {self.relative_floor:.0%} of the median and at least"
+            f" {self.spend_floor:g} of spend or {self.rate_floor:.0%} of failure rate"
+        )
+
+
+RULE = Rule()
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One entity-day above its baseline. ``key`` is the facts' value of the dimension (for API_KEY the
+    key bucket: a token hash, ``unattributed`` or ``raw:…``)."""
+
+    dimension: Dimension
+    key: str
+    date: date
+    metric: AnomalyMetric
+    value: float  # the day's spend or failure rate
+    baseline: float
+    mad: float
+    spread: float
+    threshold: float
+    size: float
+    baseline_days: int
+    spend: Decimal  # the entity's spend that day (exact), whatever the metric
+    requests: int
+    failed_requests: int
+
+
+@dataclass(frozen=True)
+class _Day:
+    spend: Decimal
+    requests: int
+    failed: int
+
+
+async def usable_days(db: Database, start: date, end: date) -> list[date]:
+    """The closed, verified days from ``start`` to ``end``, sorted: the only days anomalies read."""
+    rows = await db.fetch_all(
+        "SELECT date FROM usage_days WHERE date BETWEEN %s AND %s AND status = 'closed' AND verified"
+        " ORDER BY date",
+        (start, end),
+    )
+    return [row[0] for row in rows]
+
+
+async def find_anomalies(
+    db: Database,
+    dimension: Dimension,
+    f: FactFilter,
+    *,
+    metrics: Collection[AnomalyMetric] = tuple(AnomalyMetric),
+    min_spend: Decimal | None = None,
+    rule: Rule = RULE,
+) -> list[Anomaly]:
+    """The anomalies of ``dimension``'s entities on the days of ``f``'s range, under ``f``'s conditions
+    (its dates are the days reported; baselines look back ``rule.window_days`` before them).
+
+    ``min_spend`` leaves out anomalies whose day's spend is below it. Ordered by size descending, then
+    date, key and metric. ``f`` must not filter by tag (tag facts count a request once per tag).
+    """
+    dimension = Dimension(dimension)
+    if dimension not in ANOMALY_DIMENSIONS:
+        raise ValueError(f"no anomalies by {dimension.name}")
+    if f.tags is not None:
+        raise ValueError("anomalies are not found under a tag filter")
+    wanted = tuple(AnomalyMetric(m) for m in metrics)
+    start = f.date_from - timedelta(days=rule.window_days)
+    days = await usable_days(db, start, f.date_to)
+    checked = [day for day in days if day >= f.date_from]
+    if not checked or not wanted:
+        return []
+    series = await _daily_series(db, dimension, f, start, checked, wanted, min_spend, rule)
+    found: list[Anomaly] = []
+    for day in checked:
+        window = days[bisect.bisect_left(days, day - timedelta(days=rule.window_days)) : days.index(day)]
+        for key, by_day in series.items():
+            today = by_day.get(day)
+            if today is None or (min_spend is not None and today.spend < min_spend):
+                continue
+            for metric in wanted:
+                anomaly = _check(dimension, key, day, metric, today, by_day, window, rule)
+                if anomaly is not None:
+                    found.append(anomaly)
+    found.sort(key=lambda a: (-a.size, a.date, a.key, a.metric.value))
+    return found
+
+
+def _check(
+    dimension: Dimension,
+    key: str,
+    day: date,
+    metric: AnomalyMetric,
+    today: _Day,
+    by_day: dict[date, _Day],
+    window: Sequence[date],
+    rule: Rule,
+) -> Anomaly | None:
+    """The anomaly of ``key`` on ``day`` for ``metric``, or None if the rule does not flag it."""
+    if metric is AnomalyMetric.SPEND:
+        value = float(today.spend)
+        inputs = [float(by_day[b].spend) if b in by_day else 0.0 for b in window]
+    else:
+        if today.requests < rule.min_requests:
+            return None
+        value = today.failed / today.requests
+        inputs = [
+            by_day[b].failed / by_day[b].requests
+            for b in window
+            if b in by_day and by_day[b].requests >= rule.min_requests
+        ]
+    if len(inputs) < rule.min_baseline_days:
+        return None
+    floor = rule.floor(metric)
+    if value <= rule.k * floor:
+        return None  # under any threshold: spare the medians
+    baseline = median(inputs)
+    # A cheap bound first: the spread is at least its floors, so most days stop here.
+    if value <= baseline + rule.k * max(rule.relative_floor * baseline, floor):
+        return None
+    mad = median([abs(x - baseline) for x in inputs])
+    spread = max(mad, rule.relative_floor * baseline, floor)
+    threshold = baseline + rule.k * spread
+    if value <= threshold:
+        return None
+    return Anomaly(
+        dimension=dimension,
+        key=key,
+        date=day,
+        metric=metric,
+        value=value,
+        baseline=baseline,
+        mad=mad,
+        spread=spread,
+        threshold=threshold,
+        size=(value - baseline) / spread,
+        baseline_days=len(inputs),
+        spend=today.spend,
+        requests=today.requests,
+        failed_requests=today.failed,
+    )
+
+
+async def _daily_series(
+    db: Database,
+    dimension: Dimension,
+    f: FactFilter,
+    start: date,
+    checked: list[date],
+    metrics: tuple[AnomalyMetric, ...],
+    min_spend: Decimal | None,
+    rule: Rule,
+) -> dict[str, dict[date, _Day]]:
+    """Each entity's daily sums from ``start`` to ``f.date_to``, for the entities with a checked day whose
+    value could pass a threshold (every threshold is at least ``k`` × the absolute floor)."""
+    params: dict[str, Any] = {
+        "start": start,
+        "date_to": f.date_to,
+        "checked": checked,
+        # Looser than the rule (4 for 5 × $1, 4 % for 5 × 1 %), so rounding never leaves a day out.
+        "least_spend": Decimal(repr(rule.k * rule.spend_floor * 0.8)),
+        "least_rate_percent": Decimal(repr(rule.k * rule.rate_floor * 80)),
+        "min_requests": rule.min_requests,
+        "min_spend": min_spend,
+    }
+    could: list[sql.Composable] = []
+    if AnomalyMetric.SPEND in metrics:
+        could.append(sql.SQL("spend > %(least_spend)s"))
+    if AnomalyMetric.FAILURE_RATE in metrics:
+        could.append(
+            sql.SQL("(requests >= %(min_requests)s AND failed * 100 > requests * %(least_rate_percent)s)")
+        )
+    enough = sql.SQL("true") if min_spend is None else sql.SQL("spend >= %(min_spend)s")
+    query = sql.SQL(
+        "WITH daily AS MATERIALIZED ("
+        " SELECT {key} AS key, date, sum(spend) AS spend, sum(api_requests) AS requests,"
+        " sum(failed_requests) AS failed FROM {source}"
+        " WHERE date BETWEEN %(start)s AND %(date_to)s AND {conditions} GROUP BY 1, 2)"
+        " SELECT key, date, spend, requests, failed FROM daily WHERE key IN ("
+        " SELECT key FROM daily WHERE date = ANY(%(checked)s::date[]) AND {enough} AND ({could}))"
+    ).format(
+        key=sql.Identifier(dimension.value),
+        source=source_for(f, (dimension,), active_counts=False),
+        conditions=filter_clause(f, params),
+        enough=enough,
+        could=sql.SQL(" OR ").join(could),
+    )
+    series: dict[str, dict[date, _Day]] = {}
+    for key, day, spend, requests, failed in await db.fetch_all(query, params):
+        series.setdefault(key, {})[day] = _Day(Decimal(spend), int(requests), int(failed))
+    return series

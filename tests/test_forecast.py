@@ -257,6 +257,13 @@ async def test_inputs_are_sql_sums_and_unusable_days_never_count(db: Database, c
     assert await day_sums(db, f, first, last) == py_day_sums(case.facts, f, case.states)
 
     before = {h: await forecast(db, case.f, h, case.today) for h in Horizon}
+    inputs = [day for day in days(first, last) if case.states.get(day) == "closed"][-WINDOW_DAYS:]
+    assert before[Horizon.DAYS_30].input_days == len(inputs)
+    if inputs:
+        assert (before[Horizon.DAYS_30].input_from, before[Horizon.DAYS_30].input_to) == (
+            inputs[0],
+            inputs[-1],
+        )
     await store(db, [*case.facts, *case.wild], case.states)
     after = {h: await forecast(db, case.f, h, case.today) for h in Horizon}
     assert before[Horizon.DAYS_30] == after[Horizon.DAYS_30]
@@ -471,3 +478,34 @@ async def test_bad_input_is_refused_before_anything_runs(
             assert {e["extensions"]["code"] for e in body["errors"]} == {"BAD_USER_INPUT"}, body
             assert store.requests_for("/user/daily/activity") == []
             assert counter.count == 0
+
+
+async def test_a_tag_filter_reads_the_tag_s_facts_and_days(db: Database) -> None:
+    """Under a tag filter the daily sums are the tag's facts, and the days' states are the tag days'."""
+    end = date(2026, 11, 12)
+    window_days = days(end - timedelta(days=9), end)
+    now = datetime.now(UTC)
+    for n, day in enumerate(window_days):
+        for tag, spend in (("team:red", 10 + n), ("team:blue", 1000)):
+            await db.execute(
+                "INSERT INTO tag_facts (date, tag, api_key, model, provider, spend, prompt_tokens,"
+                " completion_tokens, cache_read_input_tokens, cache_creation_input_tokens, total_tokens,"
+                " api_requests, successful_requests, failed_requests, total_response_time_ms, timed_requests)"
+                " VALUES (%s, %s, %s, 'gpt-4o', 'openai', %s, 0, 0, 0, 0, 0, 2, 2, 0, 0, 0)",
+                (day, tag, KEYS[0], spend),
+            )
+        verified = n != 3  # one tag day did not verify: not an input
+        await db.execute(
+            "INSERT INTO tag_days (date, status, fetched_at, verified, fact_count, spend, api_requests,"
+            " total_tokens) VALUES (%s, 'closed', %s, %s, 2, 0, 0, 0)",
+            (day, now, verified),
+        )
+    await store(db, [], {})  # no usage days at all: they do not matter under a tag
+    f = FactFilter(window_days[0], end, tags=("team:red",))
+    first, last = window(f, end)
+    sums = await day_sums(db, f, first, last)
+    held = {s.date: s for s in sums if s.date in window_days}
+    assert [held[day].spend for day in window_days] == [Decimal(10 + n) for n in range(len(window_days))]
+    assert [held[day].usable for day in window_days] == [n != 3 for n in range(len(window_days))]
+    result = await forecast(db, f, Horizon.DAYS_30, end + timedelta(days=1))
+    assert result.input_days == len(window_days) - 1

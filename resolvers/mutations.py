@@ -17,6 +17,7 @@ from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.download_links import DOWNLOAD_PATH
 from usage_gateway.resolvers.filters import RequestedFilter, check_range, check_seen, resolve_filter
 from usage_gateway.resolvers.permissions import reads_everyone, require_admin
+from usage_gateway.resolvers.side_exports import check_side_export
 from usage_gateway.resolvers.usage import ensure_days
 
 
@@ -99,6 +100,7 @@ async def export_usage(
         else:
             ctx.note(await ctx.days.ensure(f.date_from, f.date_to))
         await check_seen(ctx, f)
+        await check_side_export(ctx.db, f, group_by)
         record = await exports.create_export(
             ctx.db,
             requested_by=ctx.viewer.id,

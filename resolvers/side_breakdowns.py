@@ -7,13 +7,14 @@ import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 
+from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.facts.side_breakdowns import (
     SideRollup,
     cursor_dimension,
     days_without_side_facts,
     side_breakdown,
 )
-from usage_gateway.datasources.facts.vocabulary import GroupRow, InvalidCursor, Order
+from usage_gateway.datasources.facts.vocabulary import FactFilter, GroupRow, InvalidCursor, Order
 from usage_gateway.errors import BadUserInput
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.filters import check_after, check_first
@@ -43,6 +44,17 @@ def check_arguments(rollup: SideRollup, after: str | None, order: Order) -> None
     check_after(after, cursor_dimension(rollup), order)
 
 
+async def check_days_known(db: Database, f: FactFilter, rollup: SideRollup) -> None:
+    """BadUserInput naming the range's days stored before the roll-ups were kept (migration 0009)."""
+    stale = await days_without_side_facts(db, f)
+    if stale:
+        shown = ", ".join(day.isoformat() for day in stale[:5]) + (" …" if len(stale) > 5 else "")
+        raise BadUserInput(
+            f"{WHAT[rollup]} are not known for {len(stale)} day(s) stored before they were kept ({shown}):"
+            " they are read again once their cache markers expire, or now with `refreshRange`"
+        )
+
+
 async def side_page(
     ctx: Context,
     request: UsageRequest,
@@ -59,13 +71,7 @@ async def side_page(
     check_arguments(rollup, after, order)
     f = request.filter
     check_filters(rollup, used_filters(f))  # the viewer's scope included
-    stale = await days_without_side_facts(ctx.db, f)
-    if stale:
-        shown = ", ".join(day.isoformat() for day in stale[:5]) + (" …" if len(stale) > 5 else "")
-        raise BadUserInput(
-            f"{WHAT[rollup]} are not known for {len(stale)} day(s) stored before they were kept ({shown}):"
-            " they are read again once their cache markers expire, or now with `refreshRange`"
-        )
+    await check_days_known(ctx.db, f, rollup)
     try:
         found, whole = await asyncio.gather(
             side_breakdown(

@@ -13,15 +13,23 @@ so these parts are known per key bucket and model, and nothing finer:
 - ``teamIds``: exact through the key's team on the day (one per key bucket and day);
 - ``providers``: refused, the parts are not crossed with providers (a model can be served by several);
 - ``tag`` and any other filter: refused (tag rows are LiteLLM's other table, not crossed with these).
+
+Exports (``exportUsage``, ``usage-gateway export``) by ``MODEL_GROUP``, ``ENDPOINT`` or ``MCP_SERVER``
+take the same filters, and group by another dimension exactly when they could filter by it
+(:data:`GROUPED_AS`): ``DATE``, ``API_KEY`` and ``MODEL`` exact, ``USER`` through attribution (refused
+where a key bucket served several users on a day), ``TEAM`` through the key's team, ``PROVIDER`` and
+``TAG`` refused; and one roll-up per export (each is LiteLLM's own roll-up of the day, not crossed with
+the others).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from enum import Enum
 from typing import Any
 
+from usage_gateway.datasources.exports.query import SIDE_ROLLUPS, ExportDimension
 from usage_gateway.datasources.facts.side_breakdowns import SideRollup
 from usage_gateway.errors import BadUserInput
 
@@ -77,6 +85,16 @@ _GRAPHQL_NAMES = {
     "tag": "tag",
 }
 _RANGE = {"date_from", "date_to"}
+# Export dimension -> the filter whose rule above says whether a roll-up's rows can be grouped by it too:
+# a column the parts can be filtered by exactly, they can be grouped by exactly. DATE always: parts are daily.
+GROUPED_AS = {
+    ExportDimension.USER: "userIds",
+    ExportDimension.API_KEY: "apiKeyIds",
+    ExportDimension.MODEL: "models",
+    ExportDimension.PROVIDER: "providers",
+    ExportDimension.TEAM: "teamIds",
+    ExportDimension.TAG: "tag",
+}
 
 
 def used_filters(filter_value: Any) -> list[str]:
@@ -90,20 +108,53 @@ def used_filters(filter_value: Any) -> list[str]:
 
 def check_filters(rollup: SideRollup, used: Iterable[str]) -> None:
     """BadUserInput naming the first filter ``rollup`` cannot answer exactly, with why."""
-    what = WHAT[rollup]
     for name in used:
-        rule = RULES[rollup].get(name, Applies.REFUSED)
-        if rule is Applies.REFUSED:
-            reason = {"providers": _NOT_CROSSED_PROVIDERS, "tag": _NOT_IN_TAG_FACTS}.get(name, _NOT_CROSSED)
-            raise BadUserInput(f"`{name}` cannot filter {what}: " + reason.format(what=what, name=name))
+        if RULES[rollup].get(name, Applies.REFUSED) is Applies.REFUSED:
+            raise BadUserInput(f"`{name}` cannot filter {WHAT[rollup]}: {_why_refused(rollup, name)}")
 
 
-def refuse_ambiguous(rollup: SideRollup, by_user: bool) -> BadUserInput:
-    """The refusal when a matching key bucket served several users on a day."""
+def _why_refused(rollup: SideRollup, name: str) -> str:
+    reason = {"providers": _NOT_CROSSED_PROVIDERS, "tag": _NOT_IN_TAG_FACTS}.get(name, _NOT_CROSSED)
+    return reason.format(what=WHAT[rollup], name=name)
+
+
+def check_export(group_by: Sequence[ExportDimension], used: Iterable[str]) -> SideRollup | None:
+    """The side roll-up an export groups by (None if it groups by none), after BadUserInput for a second
+    roll-up, a dimension it cannot be crossed with exactly, or a filter it refuses (as the fields do)."""
+    sides = [d for d in group_by if d in SIDE_ROLLUPS]
+    if not sides:
+        return None
+    rollup = SIDE_ROLLUPS[sides[0]]
+    if len(sides) > 1:
+        other = SIDE_ROLLUPS[sides[1]]
+        raise BadUserInput(
+            f"`groupBy` can hold only one of {', '.join(SIDE_ROLLUPS)}: LiteLLM rolls each day up by"
+            f" {WHAT[rollup]} and by {WHAT[other]} separately, so they are not crossed"
+        )
+    check_filters(rollup, used)
+    for dimension in group_by:
+        if dimension in SIDE_ROLLUPS or dimension is ExportDimension.DATE:
+            continue
+        name = GROUPED_AS.get(dimension, dimension.value)
+        if RULES[rollup].get(name, Applies.REFUSED) is Applies.REFUSED:
+            raise BadUserInput(
+                f"`groupBy` cannot cross {sides[0]} with {dimension}: {_why_refused(rollup, name)}"
+            )
+    return rollup
+
+
+def refuse_ambiguous(rollup: SideRollup, by_user: bool, *, grouped: bool = False) -> BadUserInput:
+    """The refusal when a matching key bucket served several users on a day; ``grouped``: an export grouped
+    by USER (without a user filter) asked for each part's user."""
     what = WHAT[rollup]
-    asked = "a user filter (or a `user`'s own scope)" if by_user else "`activeUsers`"
+    if by_user:
+        asked, instead = "a user filter (or a `user`'s own scope)", "leave out `activeUsers`"
+    elif grouped:
+        asked, instead = "an export grouped by USER", "group by API_KEY instead of USER"
+    else:
+        asked, instead = "`activeUsers`", "leave out `activeUsers`"
     return BadUserInput(
         f"{what} cannot be answered exactly under {asked}: a key bucket in the range was used by several"
         f" users on one day (e.g. LiteLLM rows without a user next to a named user's), and LiteLLM's {what}"
-        " are split by key, not by user; filter by `apiKeyIds`, or leave out `activeUsers`"
+        f" are split by key, not by user; filter by `apiKeyIds`, or {instead}"
     )

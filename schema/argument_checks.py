@@ -60,7 +60,7 @@ from usage_gateway.resolvers.filters import (
 from usage_gateway.resolvers.options import chosen
 from usage_gateway.resolvers.side_breakdowns import check_arguments as check_side_arguments
 from usage_gateway.resolvers.usage import previous_filter
-from usage_gateway.schema.enums import SortDirection, UsageMetric
+from usage_gateway.schema.enums import ExportDimension, SortDirection, UsageMetric
 from usage_gateway.schema.inputs import UsageOrder, to_order
 from usage_gateway.schema.limits.common import fragments
 
@@ -180,6 +180,9 @@ def _check_plain(field: _Field, ctx: Context) -> None:
         check_side_arguments(rollup, arguments.get("after"), to_order(_order(arguments.get("orderBy"))))
         if field.under is not None:
             side_rules.check_filters(rollup, side_rules.used_filters(field.under))
+    if field.key == "Mutation.exportUsage":
+        group_by = [ExportDimension(d) for d in arguments["groupBy"]]
+        side_rules.check_export(group_by, side_rules.used_filters(_requested(arguments["filter"])))
 
 
 async def check_operation(

@@ -51,6 +51,13 @@ class Role(Enum):
 
 
 # The data layer's enums themselves: a field or argument typed with them takes and gives their members.
-strawberry.enum(ExportDimension, name="ExportDimension", description="A column an export groups its rows by.")
+strawberry.enum(
+    ExportDimension,
+    name="ExportDimension",
+    description="A column an export groups its rows by. MODEL_GROUP, ENDPOINT and MCP_SERVER are LiteLLM's"
+    " roll-ups of `byModelGroup`, `byEndpoint` and `byMcpServer`: one of them per export, under the filters"
+    " those fields take, crossed with DATE, API_KEY, MODEL, USER or TEAM only (PROVIDER, TAG and another"
+    " roll-up are refused).",
+)
 strawberry.enum(ExportFormat, name="ExportFormat")
 strawberry.enum(ExportStatus, name="ExportStatus")

@@ -28,6 +28,8 @@ from usage_gateway.server.resources import Resources
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from usage_gateway.datasources.exports.records import ExportDimension
+
 T = TypeVar("T")
 log = structlog.get_logger("usage_gateway.cli")
 
@@ -408,7 +410,19 @@ def _parse_group_by(_: click.Context, __: click.Parameter, value: str) -> tuple[
         raise click.BadParameter(f"unknown dimension(s) {', '.join(unknown)}; choose from {choices}")
     if "TAG" in names:  # the command fetches user days only; the mutation fetches tag days too
         raise click.BadParameter("TAG is exported by the exportUsage mutation, which fetches tag days first")
+    _check_side_export([ExportDimension(name) for name in names], [])
     return names
+
+
+def _check_side_export(dimensions: list[ExportDimension], used: list[str]) -> None:
+    """A grouping by model group, endpoint or MCP tool that cannot be exact, refused as the API refuses it."""
+    from usage_gateway.errors import BadUserInput
+    from usage_gateway.resolvers.side_rules import check_export
+
+    try:
+        check_export(dimensions, used)
+    except BadUserInput as exc:
+        raise click.BadParameter(exc.message) from None
 
 
 @main.command()
@@ -466,6 +480,8 @@ def export(
     )
     from usage_gateway.datasources.facts.known import seen_values
     from usage_gateway.datasources.facts.vocabulary import Dimension, FactFilter
+    from usage_gateway.errors import BadUserInput
+    from usage_gateway.resolvers.side_exports import check_side_export
 
     if end < start:
         raise click.BadParameter("--to is before --from")
@@ -481,6 +497,9 @@ def export(
     settings = _settings()
     if (end - start).days + 1 > settings.max_range_days:
         raise click.BadParameter(f"the range is longer than MAX_RANGE_DAYS ({settings.max_range_days} days)")
+    dimensions = [ExportDimension(name) for name in group_by]
+    options = {"userIds": users, "apiKeyIds": api_keys, "models": models, "providers": providers}
+    _check_side_export(dimensions, [name for name, values in options.items() if values])
     bucket = re.compile(r"[0-9a-f]{64}|unattributed|raw:.+")
 
     async def work(resources: Resources) -> WrittenFile:
@@ -519,7 +538,11 @@ def export(
                     f"unknown {option[2:]}(s), never seen in LiteLLM's usage: {', '.join(unseen)}",
                     param_hint=f"'{option}'",
                 )
-        dimensions = [ExportDimension(name) for name in group_by]
+        try:  # a key bucket shared by several users, days stored before model groups were kept
+            await check_side_export(resources.db, f, dimensions)
+        except BadUserInput as exc:
+            hint = "'--user'" if users else "'--group-by'"
+            raise click.BadParameter(exc.message, param_hint=hint) from None
         with contextlib.ExitStack() as stack:
             advance: list[Callable[[str], None]] = []
 

@@ -10,7 +10,9 @@ from typing import Any
 from psycopg import sql
 
 from usage_gateway.datasources.exports.columns import Column, Kind
+from usage_gateway.datasources.exports.side_source import BUCKET_COLUMN, side_facts
 from usage_gateway.datasources.facts.aggregates import TAG_FACTS, where_clause
+from usage_gateway.datasources.facts.side_breakdowns import SideRollup
 from usage_gateway.datasources.facts.vocabulary import FactFilter
 
 
@@ -23,7 +25,18 @@ class ExportDimension(StrEnum):
     TEAM = "TEAM"  # the key's team on the day (migration 0007), 'no-team' without one
     # A LiteLLM tag (migration 0008): rows come from tag facts, and a request with N tags is in N rows.
     TAG = "TAG"
+    # LiteLLM's roll-ups by model group, endpoint and MCP tool (migration 0009): rows come from their parts,
+    # one roll-up per export, crossed only with what resolvers/side_rules.py allows.
+    MODEL_GROUP = "MODEL_GROUP"
+    ENDPOINT = "ENDPOINT"
+    MCP_SERVER = "MCP_SERVER"
 
+
+SIDE_ROLLUPS = {
+    ExportDimension.MODEL_GROUP: SideRollup.MODEL_GROUP,
+    ExportDimension.ENDPOINT: SideRollup.ENDPOINT,
+    ExportDimension.MCP_SERVER: SideRollup.MCP_SERVER,
+}
 
 # The default grouping: the five dimensions exports had before teams (TEAM is asked for by name).
 ALL_DIMENSIONS = (
@@ -101,6 +114,7 @@ _FACT_COLUMN = {
     ExportDimension.PROVIDER: "provider",
     ExportDimension.TEAM: "team_id",
     ExportDimension.TAG: "tag",
+    **{d: BUCKET_COLUMN[rollup] for d, rollup in SIDE_ROLLUPS.items()},
 }
 # What each dimension adds to a row: (select expression over the group g and its joins, column).
 _DIMENSION_SELECT: dict[ExportDimension, tuple[tuple[str, Column], ...]] = {
@@ -123,6 +137,10 @@ _DIMENSION_SELECT: dict[ExportDimension, tuple[tuple[str, Column], ...]] = {
         ("t.alias", Column("team_alias", Kind.TEXT)),
     ),
     ExportDimension.TAG: (("g.tag", Column("tag", Kind.TEXT)),),
+    **{
+        d: ((f"g.{BUCKET_COLUMN[rollup]}", Column(BUCKET_COLUMN[rollup], Kind.TEXT)),)
+        for d, rollup in SIDE_ROLLUPS.items()
+    },
 }
 _JOINS = {
     ExportDimension.USER: "LEFT JOIN users u ON u.id = g.user_id",
@@ -139,7 +157,21 @@ def reads_tags(f: FactFilter, group_by: Sequence[ExportDimension]) -> bool:
     return f.tags is not None or ExportDimension.TAG in group_by
 
 
+def side_rollup(group_by: Sequence[ExportDimension]) -> SideRollup | None:
+    """The side roll-up an export reads (its first, the only one an export may have), if any."""
+    return next((SIDE_ROLLUPS[d] for d in group_by if d in SIDE_ROLLUPS), None)
+
+
 def _source(f: FactFilter, group_by: Sequence[ExportDimension]) -> sql.Composable:
+    rollup = side_rollup(group_by)
+    if rollup is not None:
+        owners = (
+            f.user_ids is not None
+            or f.team_ids is not None
+            or ExportDimension.USER in group_by
+            or ExportDimension.TEAM in group_by
+        )
+        return side_facts(rollup, owners=owners)
     return TAG_FACTS if reads_tags(f, group_by) else sql.Identifier("usage_facts")
 
 

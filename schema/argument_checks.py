@@ -57,6 +57,7 @@ from usage_gateway.resolvers.filters import (
     check_range,
     resolve_filter,
 )
+from usage_gateway.resolvers.insights.budgets import check_arguments as check_budget_arguments
 from usage_gateway.resolvers.options import chosen
 from usage_gateway.resolvers.side_breakdowns import check_arguments as check_side_arguments
 from usage_gateway.resolvers.usage import previous_filter
@@ -180,6 +181,8 @@ def _check_plain(field: _Field, ctx: Context) -> None:
         check_side_arguments(rollup, arguments.get("after"), to_order(_order(arguments.get("orderBy"))))
         if field.under is not None:
             side_rules.check_filters(rollup, side_rules.used_filters(field.under))
+    if field.key == "Usage.budgets":
+        check_budget_arguments(field.under, arguments.get("after"))
     if field.key == "Mutation.exportUsage":
         group_by = [ExportDimension(d) for d in arguments["groupBy"]]
         side_rules.check_export(group_by, side_rules.used_filters(_requested(arguments["filter"])))

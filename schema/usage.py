@@ -21,6 +21,7 @@ from usage_gateway.resolvers.usage import UsageRequest
 from usage_gateway.schema.enums import Granularity
 from usage_gateway.schema.fields import described
 from usage_gateway.schema.inputs import UsageOrder, to_order
+from usage_gateway.schema.insights import budgets as budget_types
 from usage_gateway.schema.insights import forecast as forecasts
 from usage_gateway.schema.metrics import UsageMetrics, UsagePoint, points
 from usage_gateway.schema.nodes import (
@@ -274,6 +275,17 @@ class Usage:
         self, info: Info[Context, None], horizon: Horizon = Horizon.MONTH_END
     ) -> forecasts.Forecast:
         return await forecasts.forecast(info.context, self._request, horizon)
+
+    @described(budget_types.BUDGETS)
+    async def budgets(
+        self,
+        info: Info[Context, None],
+        first: int = 50,
+        after: str | None = None,
+        entity: budget_types.BudgetEntity | None = None,
+        status: budget_types.BudgetStatus | None = None,
+    ) -> Connection[budget_types.Budget]:
+        return await budget_types.budgets(info.context, self._request, first, after, entity, status)
 
     @strawberry.field
     async def freshness(self, info: Info[Context, None]) -> Freshness:

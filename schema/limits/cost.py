@@ -68,6 +68,7 @@ FIELD_COSTS: Mapping[str, int] = {
     "TeamUsage.topUsers": AGGREGATE,
     "Usage.freshness": AGGREGATE,
     "Usage.forecast": AGGREGATE,
+    "Usage.budgets": AGGREGATE,
     "UserUsage.timeSeries": AGGREGATE,
     "UserUsage.models": AGGREGATE,
     "UserUsage.apiKeys": AGGREGATE,

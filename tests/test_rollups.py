@@ -1,5 +1,5 @@
-"""The daily and monthly rollups (migrations 0004 and 0006) always equal the facts they summarise, whoever
-writes the facts: sums, and the days of each month a group has facts on."""
+"""The daily and monthly rollups (migrations 0004, 0006 and 0013) always equal the facts they summarise,
+whoever writes the facts: sums, and the days of each month a group has facts on."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ _PAIRS = {
         f"SELECT date, model, provider, {_METRICS} FROM usage_model_days ORDER BY 1, 2, 3",
         f"SELECT date, model, provider, {_SUMS} FROM usage_facts GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
     ),
+    "team": (
+        f"SELECT date, team_id, {_METRICS} FROM usage_team_days ORDER BY 1, 2",
+        f"SELECT date, team_id, {_SUMS} FROM usage_facts GROUP BY 1, 2 ORDER BY 1, 2",
+    ),
     **{
         f"{name} months": (
             f"SELECT month, {columns}, {_METRICS}, active_days FROM usage_{name}_months"
@@ -37,7 +41,12 @@ _PAIRS = {
             f"SELECT date_trunc('month', date)::date AS month, {columns}, {_SUMS}, {_DAY_BITS}"
             f" FROM usage_facts GROUP BY 1, {columns} ORDER BY 1, {columns}",
         )
-        for name, columns in (("user", "user_id"), ("key", "api_key, user_id"), ("model", "model, provider"))
+        for name, columns in (
+            ("user", "user_id"),
+            ("key", "api_key, user_id"),
+            ("model", "model, provider"),
+            ("team", "team_id"),
+        )
     },
 }
 
@@ -66,17 +75,28 @@ async def test_rollups_equal_the_facts_after_every_replacement(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(facts=facts_lists, days=st.sets(st.integers(0, DAYS), max_size=10), owner=st.sampled_from(USERS))
+@given(
+    facts=facts_lists,
+    days=st.sets(st.integers(0, DAYS), max_size=10),
+    owner=st.sampled_from(USERS),
+    moved_from=st.integers(0, DAYS),
+)
 async def test_rollups_follow_partial_deletes_and_updates(
-    db: Database, facts: list[Fact], days: set[int], owner: str
+    db: Database, facts: list[Fact], days: set[int], owner: str, moved_from: int
 ) -> None:
-    """Some days deleted, leaving the rest of their months; then one key's facts moved to another user."""
+    """Some days deleted, leaving the rest of their months; then one key's facts moved to another user,
+    and from some day on to a team (as migration 0007's triggers move them)."""
     await replace_facts(db, facts)
     await db.execute(
         "DELETE FROM usage_facts WHERE date = ANY(%s)", ([BASE + timedelta(days=n) for n in days],)
     )
     await assert_rollups_match(db)
     await db.execute("UPDATE usage_facts SET user_id = %s WHERE api_key = %s", (owner, KEYS[0]))
+    await assert_rollups_match(db)
+    await db.execute(
+        "UPDATE usage_facts SET team_id = 'team-a' WHERE api_key = %s AND date >= %s",
+        (KEYS[1], BASE + timedelta(days=moved_from)),
+    )
     await assert_rollups_match(db)
 
 

@@ -127,10 +127,12 @@ TAG_FACTS = sql.SQL(
     " t.successful_requests, t.failed_requests, t.total_response_time_ms, t.timed_requests"
     " FROM tag_facts t LEFT JOIN litellm_keys k ON k.api_key = t.api_key) AS usage_facts"
 )
-# The daily rollups of migration 0004 and the dimensions each keeps (every metric, summed, and the date).
+# The daily rollups of migrations 0004 and 0013 and the dimensions each keeps (every metric, summed, and
+# the date).
 _ROLLUPS = (
     (frozenset({Dimension.MODEL, Dimension.PROVIDER}), sql.Identifier("usage_model_days")),
     (frozenset({Dimension.USER}), sql.Identifier("usage_user_days")),
+    (frozenset({Dimension.TEAM}), sql.Identifier("usage_team_days")),
 )
 
 

@@ -1,4 +1,4 @@
-"""Reading a date range from the monthly rollups of migration 0006, exactly.
+"""Reading a date range from the monthly rollups of migrations 0006 and 0013, exactly.
 
 A range's sums are the month rows of every month it covers more than half of, minus the day rows of
 those months' days outside the range, plus the day rows of the other months' days inside it: whole
@@ -51,6 +51,7 @@ MONTH_ROLLUPS = (
     MonthRollup("usage_model_months", frozenset({Dimension.MODEL, Dimension.PROVIDER}), "usage_model_days"),
     MonthRollup("usage_user_months", frozenset({Dimension.USER}), "usage_user_days"),
     MonthRollup("usage_key_months", frozenset({Dimension.API_KEY, Dimension.USER}), "usage_facts"),
+    MonthRollup("usage_team_months", frozenset({Dimension.TEAM}), "usage_team_days"),
 )
 
 

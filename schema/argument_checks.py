@@ -57,7 +57,9 @@ from usage_gateway.resolvers.filters import (
     check_range,
     resolve_filter,
 )
+from usage_gateway.resolvers.insights.anomalies import check_arguments as check_anomaly_arguments
 from usage_gateway.resolvers.insights.budgets import check_arguments as check_budget_arguments
+from usage_gateway.resolvers.insights.movers import check_arguments as check_mover_arguments
 from usage_gateway.resolvers.options import chosen
 from usage_gateway.resolvers.side_breakdowns import check_arguments as check_side_arguments
 from usage_gateway.resolvers.usage import previous_filter
@@ -183,6 +185,23 @@ def _check_plain(field: _Field, ctx: Context) -> None:
             side_rules.check_filters(rollup, side_rules.used_filters(field.under))
     if field.key == "Usage.budgets":
         check_budget_arguments(field.under, arguments.get("after"))
+    if field.key == "Usage.anomalies":
+        check_anomaly_arguments(
+            None if field.under is None else field.under.tag,
+            arguments["dimension"].value,
+            arguments["first"],
+            arguments.get("after"),
+            arguments.get("minSpend"),
+            ctx,
+        )
+    if field.key == "Usage.movers":
+        check_mover_arguments(
+            arguments["dimension"].value,
+            arguments["metric"].value,
+            arguments["first"],
+            arguments.get("after"),
+            ctx,
+        )
     if field.key == "Mutation.exportUsage":
         group_by = [ExportDimension(d) for d in arguments["groupBy"]]
         side_rules.check_export(group_by, side_rules.used_filters(_requested(arguments["filter"])))
@@ -221,7 +240,11 @@ async def check_operation(
                         arguments["from"], arguments["to"], arguments.get("userIds"), arguments.get("teamIds")
                     ),
                 )
-            elif field.key == "Usage.previousPeriod" and field.under and field.under not in failed_filters:
+            elif (
+                field.key in ("Usage.previousPeriod", "Usage.movers")
+                and field.under
+                and field.under not in failed_filters
+            ):
                 previous_filter(await resolve_filter(ctx, field.under))
         except GatewayError as exc:
             refused.append((field, exc))

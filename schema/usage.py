@@ -18,11 +18,13 @@ from usage_gateway.resolvers.breakdowns import NodePage
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.side_breakdowns import SideNodePage, side_page
 from usage_gateway.resolvers.usage import UsageRequest
-from usage_gateway.schema.enums import Granularity
+from usage_gateway.schema.enums import Granularity, UsageMetric
 from usage_gateway.schema.fields import described
 from usage_gateway.schema.inputs import UsageOrder, to_order
+from usage_gateway.schema.insights import anomalies as anomaly_types
 from usage_gateway.schema.insights import budgets as budget_types
 from usage_gateway.schema.insights import forecast as forecasts
+from usage_gateway.schema.insights import movers as mover_types
 from usage_gateway.schema.metrics import UsageMetrics, UsagePoint, points
 from usage_gateway.schema.nodes import (
     ApiKeyUsage,
@@ -286,6 +288,33 @@ class Usage:
         status: budget_types.BudgetStatus | None = None,
     ) -> Connection[budget_types.Budget]:
         return await budget_types.budgets(info.context, self._request, first, after, entity, status)
+
+    @described(anomaly_types.DESCRIPTION)
+    async def anomalies(
+        self,
+        info: Info[Context, None],
+        dimension: anomaly_types.AnomalyDimension,
+        first: int = 50,
+        after: str | None = None,
+        min_spend: float | None = None,
+        metric: anomaly_types.AnomalyMetric | None = None,
+    ) -> anomaly_types.AnomalyConnection:
+        return await anomaly_types.anomaly_connection(
+            info.context, self._request, dimension, first, after, min_spend, metric
+        )
+
+    @described(mover_types.DESCRIPTION)
+    async def movers(
+        self,
+        info: Info[Context, None],
+        dimension: mover_types.MoverDimension,
+        first: int = 20,
+        after: str | None = None,
+        metric: UsageMetric = UsageMetric.SPEND,
+    ) -> mover_types.MoverConnection:
+        return await mover_types.mover_connection(
+            info.context, self._request, dimension, first, after, metric
+        )
 
     @strawberry.field
     async def freshness(self, info: Info[Context, None]) -> Freshness:

@@ -69,6 +69,8 @@ FIELD_COSTS: Mapping[str, int] = {
     "Usage.freshness": AGGREGATE,
     "Usage.forecast": AGGREGATE,
     "Usage.budgets": AGGREGATE,
+    "Usage.anomalies": AGGREGATE,
+    "Usage.movers": AGGREGATE,
     "UserUsage.timeSeries": AGGREGATE,
     "UserUsage.models": AGGREGATE,
     "UserUsage.apiKeys": AGGREGATE,

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -45,6 +46,7 @@ from usage_gateway.datasources.facts.side_breakdowns import SideRollup
 from usage_gateway.devtools.litellm_compat import LiteLLMStore, running_litellm
 from usage_gateway.devtools.local_services import LocalPostgres
 from usage_gateway.resolvers.viewer import Role
+from usage_gateway.server.cli import main
 
 DIMENSION_OF = {rollup: dimension for dimension, rollup in SIDE_ROLLUPS.items()}
 # The export column of each dimension's value (the first of its columns).
@@ -365,55 +367,60 @@ REFUSALS_ROWS = [
     make_row(DAYS[0], "bo", SHARED_KEY, "gpt-4o", "openai", spend=0.25, successful_requests=1),
     make_row(DAYS[1], "amy", HEX_KEYS[1], "claude-3-5-haiku-20241022", "anthropic", spend=1.0),
 ]
-REFUSED = [
-    # (filter, groupBy, the field whose message the export must give under that filter, or a fragment)
-    ({"providers": ["openai"]}, ["MODEL_GROUP"], "byModelGroup"),
-    ({"tag": "User-Agent:claude-code"}, ["ENDPOINT", "DATE"], "byEndpoint"),
-    ({"userIds": ["litellm:amy"]}, ["ENDPOINT"], "byEndpoint"),
-    ({}, ["MODEL_GROUP", "PROVIDER"], "`groupBy` cannot cross MODEL_GROUP with PROVIDER"),
-    ({}, ["TAG", "ENDPOINT"], "`groupBy` cannot cross ENDPOINT with TAG"),
-    ({}, ["MODEL_GROUP", "ENDPOINT"], "`groupBy` can hold only one of MODEL_GROUP, ENDPOINT, MCP_SERVER"),
-    ({}, ["DATE", "USER", "MODEL_GROUP"], "under an export grouped by USER"),
+# (filter, groupBy, viewer (None: an admin), the field whose refusal under that filter and viewer the export
+# must repeat word for word, or a fragment of the message)
+REFUSED: list[tuple[dict[str, Any], list[str], str | None, str]] = [
+    ({"providers": ["openai"]}, ["MODEL_GROUP"], None, "byModelGroup"),
+    ({"tag": "User-Agent:claude-code"}, ["ENDPOINT", "DATE"], None, "byEndpoint"),
+    ({"userIds": ["litellm:amy"]}, ["ENDPOINT"], None, "byEndpoint"),
+    ({"providers": ["openai"]}, ["MCP_SERVER", "DATE"], "amy", "byMcpServer"),  # a plain user alike
+    ({}, ["MODEL_GROUP", "PROVIDER"], None, "`groupBy` cannot cross MODEL_GROUP with PROVIDER"),
+    ({}, ["TAG", "ENDPOINT"], None, "`groupBy` cannot cross ENDPOINT with TAG"),
+    (
+        {},
+        ["MODEL_GROUP", "ENDPOINT"],
+        None,
+        "`groupBy` can hold only one of MODEL_GROUP, ENDPOINT, MCP_SERVER",
+    ),
+    ({}, ["DATE", "USER", "MODEL_GROUP"], None, "under an export grouped by USER"),
 ]
 
 
-@pytest.mark.parametrize(("filter_", "group_by", "like"), REFUSED)
 async def test_what_the_fields_refuse_is_refused_before_an_export_row_or_file_exists(
-    filter_: dict[str, Any],
-    group_by: list[str],
-    like: str,
-    litellm: tuple[LiteLLMStore, str],
-    postgres_server: LocalPostgres,
-    redis_url: str,
-    tmp_path: Path,
+    litellm: tuple[LiteLLMStore, str], postgres_server: LocalPostgres, redis_url: str, tmp_path: Path
 ) -> None:
     store, litellm_url = litellm
     store.set_rows(REFUSALS_ROWS)
     await flush(redis_url)
     clock = clock_at(long_after(FIRST_DAY + timedelta(days=len(DAYS))))
-    variables = {"filter": {**WHOLE, **filter_}, "format": "CSV", "groupBy": group_by}
     async with (
         fresh_database(postgres_server) as database_url,
         litellm_gateway(database_url, redis_url, litellm_url, clock=clock, export_dir=tmp_path) as gw,
     ):
-        refused = await gw.query(EXPORT, variables)
-        assert refused["data"] is None, refused
-        (error,) = refused["errors"]
-        assert error["extensions"]["code"] == "BAD_USER_INPUT"
-        if like.startswith("by"):
-            name_field = dict(FIELDS.values())[like]
-            field = await gw.query(NODES % (like, name_field, "spendExact"), {"filter": variables["filter"]})
-            assert field["data"] is None
-            assert error["message"] == field["errors"][0]["message"]
-        else:
-            assert like in error["message"]
-        assert await exports_made(gw) == 0
-        assert files_in(tmp_path) == []
-        audited = await gw.db.fetch_one(
-            "SELECT outcome FROM audit_log WHERE action = 'exportUsage' ORDER BY id DESC LIMIT 1"
-        )
-        assert audited is not None
-        assert audited[0] == "bad_user_input"
+        for filter_, group_by, viewer, like in REFUSED:
+            case = (filter_, group_by, viewer)
+            token = None if viewer is None else gw.token(viewer, Role.USER)
+            variables = {"filter": {**WHOLE, **filter_}, "format": "CSV", "groupBy": group_by}
+            refused = await gw.query(EXPORT, variables, token=token)
+            assert refused["data"] is None, (case, refused)
+            (error,) = refused["errors"]
+            assert error["extensions"]["code"] == "BAD_USER_INPUT", case
+            if like.startswith("by"):
+                name_field = dict(FIELDS.values())[like]
+                field = await gw.query(
+                    NODES % (like, name_field, "spendExact"), {"filter": variables["filter"]}, token=token
+                )
+                assert field["data"] is None, case
+                assert error["message"] == field["errors"][0]["message"], case
+            else:
+                assert like in error["message"], case
+            assert await exports_made(gw) == 0, case
+            assert files_in(tmp_path) == [], case
+            audited = await gw.db.fetch_one(
+                "SELECT outcome, arguments->'groupBy' FROM audit_log WHERE action = 'exportUsage'"
+                " ORDER BY id DESC LIMIT 1"
+            )
+            assert audited == ("bad_user_input", group_by), case
 
 
 async def test_every_format_writes_a_buckets_spend_as_the_exact_decimal(
@@ -453,7 +460,31 @@ async def test_every_format_writes_a_buckets_spend_as_the_exact_decimal(
 # --- The export command ---------------------------------------------------------------------------------
 
 
-def test_the_export_command_writes_side_rows_and_refuses_what_the_fields_refuse(
+@pytest.mark.parametrize(
+    ("args", "like"),
+    [
+        (("--group-by", "model_group,provider"), "cannot cross MODEL_GROUP with PROVIDER"),
+        (("--group-by", "endpoint,mcp_server"), "only one of MODEL_GROUP"),
+        (("--group-by", "model_group", "--provider", "openai"), "`providers` cannot filter model groups"),
+    ],
+)
+def test_the_export_command_refuses_a_grouping_or_filter_the_fields_refuse(
+    args: tuple[str, ...], like: str, database_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(
+        main,
+        ["export", "--from", DAYS[0], "--to", DAYS[-1], "--format", "csv", "--out", str(out), *args],
+        env={"USAGE_GATEWAY_DATABASE_URL": database_url},
+    )
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.stderr
+    assert like in errors[0]
+    assert files_in(tmp_path) == []
+
+
+def test_the_export_command_writes_side_rows_and_refuses_a_shared_key_bucket(
     litellm: tuple[LiteLLMStore, str], database_url: str, tmp_path: Path
 ) -> None:
     store, litellm_url = litellm
@@ -466,21 +497,13 @@ def test_the_export_command_writes_side_rows_and_refuses_what_the_fields_refuse(
     out = tmp_path / "groups.csv"
     base = ("export", "--from", DAYS[0], "--to", DAYS[-1], "--format", "csv", "--out", str(out))
 
-    def refused(*args: str, exit_code: int, like: str) -> None:
-        result = run_cli(*base, *args, env=env)
-        assert result.returncode == exit_code, result.stderr
-        errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
-        assert len(errors) == 1, result.stderr
-        assert like in errors[0], result.stderr
-        assert files_in(tmp_path) == []
-
-    refused("--group-by", "model_group,provider", exit_code=2, like="cannot cross MODEL_GROUP with PROVIDER")
-    refused("--group-by", "endpoint,mcp_server", exit_code=2, like="only one of MODEL_GROUP")
-    refused(
-        "--group-by", "model_group", "--provider", "openai", exit_code=2, like="`providers` cannot filter"
-    )
-    refused("--group-by", "model_group", "--user", "litellm:amy", exit_code=2, like="several users")
-    refused("--group-by", "date,user,endpoint", exit_code=2, like="grouped by USER")
+    shared = run_cli(*base, "--group-by", "date,user,endpoint", env=env)
+    assert shared.returncode == 2, shared.stderr
+    errors = [line for line in shared.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, shared.stderr
+    assert "several users" in errors[0]
+    assert "grouped by USER" in errors[0]
+    assert files_in(tmp_path) == []
 
     done = run_cli(*base, "--group-by", "model_group,api_key", env=env)
     assert done.returncode == 0, done.stderr

@@ -13,7 +13,9 @@ Each row is a group of facts matching the filter with every additive metric: spe
 sum, request and token counts, response time. Names come with the ids: a user's username and email from
 ``users``; a key's directory id and name from ``api_keys``, its alias from there or else from what LiteLLM
 reported (``litellm_keys``). Rows are ordered by the group columns (byte-wise), so the same data gives the
-same file. Summing any column over the rows gives ``facts.totals(filter)`` exactly.
+same file. Summing any column over the rows gives ``facts.totals(filter)`` exactly; grouped by a side
+roll-up (``MODEL_GROUP``, ``ENDPOINT``, ``MCP_SERVER``: :mod:`.side_source`), that roll-up's total, which for
+endpoints and MCP tools leaves out the usage without one.
 
 Inline or background: :func:`estimate_rows` counts the facts the export reads (its cost, and an upper
 bound of its rows). Up to :data:`INLINE_EXPORT_MAX_FACTS` (50,000) the export can run inside the mutation:

@@ -183,6 +183,8 @@ class Dashboard:
             "apiKeyIds": query.get("key"),
             "models": query.get("model"),
             "providers": query.get("provider"),
+            "teamIds": query.get("team"),
+            "tag": query.get("tag", [None])[0],
         }
 
     def close(self) -> None:
@@ -347,6 +349,120 @@ def test_a_range_or_filter_change_updates_the_address_and_the_numbers(browser: B
     assert other.page.url == shared
     assert other.card("spend") == board.card("spend")
     other.close()
+    board.close()
+
+
+TEAMS_AND_TAGS = """
+query TeamsAndTags($from: Date!, $to: Date!, $teamIds: [ID!], $tags: Boolean!) {
+  filterOptions(from: $from, to: $to, teamIds: $teamIds) {
+    teams { id alias }
+    apiKeys { id }
+    tags @include(if: $tags)
+  }
+}
+"""
+# Tab -> (Usage field, the node's id field): the tables issue 16 added, each asked for in its own request.
+SIDE_TABLES = {
+    "Teams": ("byTeam", "teamId"),
+    "Tags": ("byTag", "tag"),
+    "Model groups": ("byModelGroup", "modelGroup"),
+    "Endpoints": ("byEndpoint", "endpoint"),
+    "MCP tools": ("byMcpServer", "mcpTool"),
+}
+
+
+def side_query(tab: str) -> str:
+    field, key = SIDE_TABLES[tab]
+    return (
+        f"query Side($filter: UsageFilter!) {{ usage(filter: $filter) {{"
+        f" {field}(first: 20) {{ nodes {{ {key} metrics {{ spendExact }} }} }} }} }}"
+    )
+
+
+def assert_table_matches_the_api(board: Dashboard, demo: Demo, tab: str) -> None:
+    """The tab's rows (id and exact spend, in order) are the API's first page for the page's filter."""
+    field, key = SIDE_TABLES[tab]
+    button = board.page.get_by_role("button", name=tab, exact=True)
+    if button.get_attribute("aria-pressed") != "true":
+        board.act(button.click)
+    nodes = api(demo, demo.admin, side_query(tab), {"filter": board.filter()})["usage"][field]["nodes"]
+    shown = board.page.locator("#table tbody tr[data-id]").evaluate_all(
+        "rows => rows.map(row => [row.dataset.id, row.querySelector('td[data-value]').dataset.value])"
+    )
+    assert shown == [[node[key], node["metrics"]["spendExact"]] for node in nodes]
+
+
+def refusal(demo: Demo, query: str, variables: dict[str, Any]) -> str:
+    """The message of the API's one BAD_USER_INPUT error for ``query``."""
+    body = httpx.post(
+        demo.base + "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {demo.admin}"},
+        timeout=120,
+    ).json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    message: str = error["message"]
+    return message
+
+
+@pytest.mark.slow
+def test_teams_tags_and_side_breakdowns_filter_and_show_the_api_numbers(browser: Browser, demo: Demo) -> None:
+    board = open_dashboard(browser, demo, bypass_csp=True).sign_in(demo, demo.admin, "?range=7d")
+    page = board.page
+    days = board.filter()
+    span = {"from": days["from"], "to": days["to"]}
+    assert_table_matches_the_api(board, demo, "Teams")
+    assert "table=team" in page.url
+
+    # A team from the picker: the cards are the API's for that team, and the keys cascade from it.
+    teams = api(demo, demo.admin, TEAMS_AND_TAGS, {**span, "teamIds": None, "tags": True})["filterOptions"]
+    team = next(t for t in teams["teams"] if t["alias"] and t["id"] != "no-team")
+    page.locator('details[data-filter="teams"] summary').click()
+    board.act(lambda: page.locator(f'details[data-filter="teams"] input[value="{team["id"]}"]').check())
+    assert parse_qs(urlsplit(page.url).query)["team"] == [team["id"]]
+    assert_cards_match_the_api(board, demo, demo.admin)
+    expect(page.locator("#chips")).to_contain_text(team["alias"])
+    assert page.locator("#table tbody tr[data-id]").evaluate_all("rows => rows.map(r => r.dataset.id)") == [
+        team["id"]
+    ]
+    page.locator('details[data-filter="keys"] summary').click()
+    expect(page.locator('details[data-filter="keys"] input[type="checkbox"]').first).to_be_visible()
+    offered = set(page.locator('details[data-filter="keys"] input[type="checkbox"]').evaluate_all(
+        "boxes => boxes.map(box => box.value)"
+    ))  # fmt: skip
+    in_team = api(demo, demo.admin, TEAMS_AND_TAGS, {**span, "teamIds": [team["id"]], "tags": False})
+    assert offered == {key["id"] for key in in_team["filterOptions"]["apiKeys"]}
+    assert offered < {key["id"] for key in teams["apiKeys"]}
+    board.act(lambda: page.get_by_role("button", name=f"Remove filter Team {team['alias']}").click())
+    assert "team=" not in page.url
+
+    # The tags table says why it need not add up; one tag from the picker filters the cards.
+    assert_table_matches_the_api(board, demo, "Tags")
+    expect(page.locator("#table-note")).to_contain_text("need not add up to the totals")
+    tag = teams["tags"][0]
+    page.locator('details[data-filter="tag"] summary').click()
+    board.act(lambda: page.locator(f'details[data-filter="tag"] input[type="radio"][value="{tag}"]').check())
+    assert parse_qs(urlsplit(page.url).query)["tag"] == [tag]
+    assert_cards_match_the_api(board, demo, demo.admin)
+
+    # Under a tag the API refuses model groups: the table shows its message, the rest of the view stands.
+    board.act(lambda: page.get_by_role("button", name="Model groups", exact=True).click())
+    message = refusal(demo, side_query("Model groups"), {"filter": board.filter()})
+    expect(page.locator("#table .refused")).to_contain_text(message)
+    expect(page.locator("#alert")).to_be_hidden()
+    expect(page.locator("main")).not_to_have_class(re.compile(r"\bstale\b"))
+    assert_cards_match_the_api(board, demo, demo.admin)
+    page.add_script_tag(path=AXE)
+    assert page.evaluate(AXE_RUN, WCAG_AA) == []
+
+    # Without the tag, model groups, endpoints and MCP tools are the API's.
+    board.act(lambda: page.get_by_role("button", name=f"Remove filter Tag {tag}").click())
+    for tab in ("Model groups", "Endpoints", "MCP tools"):
+        assert_table_matches_the_api(board, demo, tab)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "dashboard-side-tables-1440x900.png", full_page=True)
     board.close()
 
 

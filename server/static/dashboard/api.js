@@ -1,5 +1,7 @@
 // The GraphQL documents the page sends (fixed strings: the gateway prepares and caches each once) and
-// the one function that sends them. A view is one request: `@include` variables pick what is drawn.
+// the one function that sends them. A view is one request (`@include` variables pick what is drawn), plus
+// one for a breakdown the API may refuse under the view's filter (teams, tags, model groups, endpoints,
+// MCP tools): such a refusal refuses the whole operation, so it stays out of the view's request.
 "use strict";
 UG.api = (function () {
   var config = JSON.parse(document.getElementById("dashboard-config").textContent);
@@ -9,18 +11,23 @@ UG.api = (function () {
   var SERIES = "timeSeries(granularity: $granularity) { " + POINT + " }";
   var PAGE = "(first: $first, after: $after, orderBy: $order)";
 
+  var OPTIONS_FRAGMENT = [
+    "fragment Options on FilterOptions {",
+    "  users @include(if: $everyone) { id username email }",
+    "  apiKeys { id name keyAlias user { id } }",
+    "  models",
+    "  providers",
+    "  teams { id alias deleted }",
+    "}",
+  ].join("\n");
+
   var DASHBOARD = [
     "query Dashboard($filter: UsageFilter!, $from: Date!, $to: Date!, $granularity: Granularity!, $bySpend: Boolean!,",
     "  $options: Boolean!, $everyone: Boolean!, $stackModel: Boolean!, $stackProvider: Boolean!,",
     "  $tableUser: Boolean!, $tableModel: Boolean!, $tableProvider: Boolean!, $tableKey: Boolean!,",
-    "  $first: Int!, $after: String, $order: UsageOrder) {",
+    "  $first: Int!, $after: String, $order: UsageOrder, $optionTeams: [ID!]) {",
     "  viewer { id roles }",
-    "  filterOptions(from: $from, to: $to) @include(if: $options) {",
-    "    users @include(if: $everyone) { id username email }",
-    "    apiKeys { id name keyAlias user { id } }",
-    "    models",
-    "    providers",
-    "  }",
+    "  filterOptions(from: $from, to: $to, teamIds: $optionTeams) @include(if: $options) { ...Options }",
     "  usage(filter: $filter) {",
     "    from",
     "    to",
@@ -52,19 +59,40 @@ UG.api = (function () {
     "  spend spendExact requests failedRequests successRate totalTokens",
     "  averageLatencyMs activeUsers activeApiKeys",
     "}",
+    OPTIONS_FRAGMENT,
+  ].join("\n");
+
+  var SIDE = "totalCount pageInfo { hasNextPage endCursor } ";
+  var BREAKDOWN = [
+    "query Breakdown($filter: UsageFilter!, $first: Int!, $after: String, $order: UsageOrder,",
+    "  $tableTeam: Boolean!, $tableTag: Boolean!, $tableModelGroup: Boolean!, $tableEndpoint: Boolean!, $tableMcp: Boolean!) {",
+    "  usage(filter: $filter) {",
+    "    byTeam" + PAGE + " @include(if: $tableTeam) {",
+    "      " + SIDE + "nodes { teamId teamAlias deleted share lastActiveDate metrics { " + ROW + " } }",
+    "    }",
+    "    byTag" + PAGE + " @include(if: $tableTag) { " + SIDE + "nodes { tag share metrics { " + ROW + " } } }",
+    "    byModelGroup" + PAGE + " @include(if: $tableModelGroup) {",
+    "      " + SIDE + "nodes { modelGroup models share lastActiveDate metrics { " + ROW + " } }",
+    "    }",
+    "    byEndpoint" + PAGE + " @include(if: $tableEndpoint) {",
+    "      " + SIDE + "nodes { endpoint models share lastActiveDate metrics { " + ROW + " } }",
+    "    }",
+    "    byMcpServer" + PAGE + " @include(if: $tableMcp) {",
+    "      " + SIDE + "nodes { mcpTool models share lastActiveDate metrics { " + ROW + " } }",
+    "    }",
+    "  }",
+    "}",
   ].join("\n");
 
   var VIEWER = "query Viewer { viewer { id roles } }";
   var OPTIONS = [
-    "query FilterOptions($from: Date!, $to: Date!, $everyone: Boolean!) {",
-    "  filterOptions(from: $from, to: $to) {",
-    "    users @include(if: $everyone) { id username email }",
-    "    apiKeys { id name keyAlias user { id } }",
-    "    models",
-    "    providers",
-    "  }",
+    "query FilterOptions($from: Date!, $to: Date!, $everyone: Boolean!, $optionTeams: [ID!]) {",
+    "  filterOptions(from: $from, to: $to, teamIds: $optionTeams) { ...Options }",
     "}",
+    OPTIONS_FRAGMENT,
   ].join("\n");
+  // Tags are read from LiteLLM's tag activity (slow the first time for a range): only for the tag picker.
+  var TAGS = "query TagOptions($from: Date!, $to: Date!) { filterOptions(from: $from, to: $to) { tags } }";
   var REFRESH = "mutation RefreshToday { refreshToday { days refreshedAt changed } }";
   var EXPORT_FIELDS = "id status format rowCount byteSize downloadUrl error";
   var EXPORT = "mutation Export($filter: UsageFilter!, $format: ExportFormat!) { exportUsage(filter: $filter, format: $format) { " + EXPORT_FIELDS + " } }";
@@ -101,6 +129,8 @@ UG.api = (function () {
     viewer: function (token) { return send(token, VIEWER); },
     filterOptions: function (token, variables) { return send(token, OPTIONS, variables); },
     dashboard: function (token, variables) { return send(token, DASHBOARD, variables); },
+    breakdown: function (token, variables) { return send(token, BREAKDOWN, variables); },
+    tags: function (token, variables) { return send(token, TAGS, variables); },
     refreshToday: function (token) { return send(token, REFRESH); },
     exportUsage: function (token, filter, format) { return send(token, EXPORT, { filter: filter, format: format }); },
     exportProgress: function (token, id) { return send(token, EXPORT_PROGRESS, { id: id }); },

@@ -1,4 +1,5 @@
-// The page: sign-in, the view in the URL, one GraphQL request per view change, and drawing the answer.
+// The page: sign-in, the view in the URL, one GraphQL request per view change (two for a breakdown the API
+// may refuse under the filter), and drawing the answers.
 "use strict";
 (function () {
   var f = UG.format;
@@ -7,16 +8,23 @@
   var TOKEN = "usage-gateway:token";
   var ROLES = "usage-gateway:roles";
   var READERS_OF_EVERYONE = ["ADMIN", "ADMIN_READONLY"];
+  // Tables asked for in their own request: the API may refuse them under a filter (or read tag days for
+  // them), and a refusal must leave the rest of the view standing.
+  var SEPARATE = ["team", "tag", "modelGroup", "endpoint", "mcp"];
 
   var $ = function (id) { return document.getElementById(id); };
   var token = null;
   var roles = [];
   var view = null;
-  // filterOptions of the range `optionsFor`: asked for only once a picker opens or a filter needs its
-  // labels, then again only when the range changes.
+  // filterOptions of the range and teams `optionsFor`: asked for only once a picker opens or a filter needs
+  // its labels, then again only when the range or the chosen teams change (the keys cascade from them).
   var options = null;
   var optionsFor = "";
   var optionsAsked = "";
+  // The range's tags (LiteLLM's tag activity): asked for only when the tag picker opens.
+  var tags = null;
+  var tagsFor = "";
+  var tagsAsked = "";
   var cursors = []; // the `after` of each earlier page, for Previous
   var sequence = 0;
   var draws = 0;
@@ -51,6 +59,8 @@
     store(ROLES, null);
     options = null;
     optionsFor = "";
+    tags = null;
+    tagsFor = "";
     showSignIn(message);
   }
 
@@ -104,8 +114,17 @@
     function list(values) { return values.length ? values : null; }
     return {
       from: days.from, to: days.to, userIds: list(view.users), apiKeyIds: list(view.keys),
-      models: list(view.models), providers: list(view.providers),
+      models: list(view.models), providers: list(view.providers), teamIds: list(view.teams), tag: view.tag || null,
     };
+  }
+
+  function rangeOf(days) {
+    return days.from + "/" + days.to;
+  }
+
+  // What `options` depend on: the range, and the teams the keys cascade from.
+  function optionsKey(days) {
+    return rangeOf(days) + "|" + view.teams.join(",");
   }
 
   function load(next, push) {
@@ -114,22 +133,27 @@
     if (push && search !== window.location.search) history.pushState(null, "", window.location.pathname + search);
     else if (search !== window.location.search) history.replaceState(null, "", window.location.pathname + search);
     var days = UG.state.days(view);
-    var range = days.from + "/" + days.to;
-    if (range !== optionsFor) { options = null; optionsFor = ""; }
-    var filtered = view.users.length + view.keys.length + view.models.length + view.providers.length > 0;
-    var picking = document.querySelector("details.picker[open]") !== null;
-    var variables = {
+    var range = rangeOf(days);
+    var optionsWanted = optionsKey(days);
+    if (optionsWanted !== optionsFor) { options = null; optionsFor = ""; }
+    if (range !== tagsFor) { tags = null; tagsFor = ""; }
+    var filtered = view.users.length + view.keys.length + view.models.length + view.providers.length + view.teams.length > 0;
+    var picking = document.querySelector("details.picker[open]:not([data-filter=tag])") !== null;
+    var separate = SEPARATE.indexOf(view.table) >= 0;
+    var page = { first: PAGE_SIZE, after: view.after || null, order: { metric: view.sort, direction: view.direction } };
+    var variables = Object.assign({
       filter: filterOf(days), from: days.from, to: days.to, granularity: view.granularity, bySpend: view.metric === "spend",
       options: options === null && (filtered || picking), everyone: everyone(),
+      optionTeams: view.teams.length ? view.teams : null,
       stackModel: view.stack === "model", stackProvider: view.stack === "provider",
       tableUser: view.table === "user", tableModel: view.table === "model",
       tableProvider: view.table === "provider", tableKey: view.table === "key",
-      first: PAGE_SIZE, after: view.after || null, order: { metric: view.sort, direction: view.direction },
-    };
+    }, page);
     drawControls(days);
     var mine = ++sequence;
+    var drawn = false;
     document.documentElement.setAttribute("data-loading", "true");
-    api.dashboard(token, variables).then(function (answer) {
+    var main = api.dashboard(token, variables).then(function (answer) {
       if (mine !== sequence) return;
       if (answer.errors.some(function (e) { return e.code === "UNAUTHENTICATED"; })) {
         signOut("Your token was refused (" + answer.errors[0].message + "). Sign in again.");
@@ -138,17 +162,37 @@
       notify(answer.errors.map(function (e) { return e.message; }), answer.warnings);
       if (answer.data && answer.data.filterOptions) {
         options = answer.data.filterOptions;
-        optionsFor = range;
+        optionsFor = optionsWanted;
         drawFilters();
       }
       $("main").classList.toggle("stale", !(answer.data && answer.data.usage));
-      if (answer.data && answer.data.usage) draw(answer.data, days);
-      document.documentElement.setAttribute("data-loading", "false");
+      if (answer.data && answer.data.usage) {
+        draw(answer.data, days, !separate);
+        drawn = true;
+      }
     }, function (error) {
       if (mine !== sequence) return;
       notify(["The gateway could not be reached: " + error.message], []);
       $("main").classList.add("stale");
+    });
+    var side = !separate ? null : api.breakdown(token, Object.assign({
+      filter: variables.filter, tableTeam: view.table === "team", tableTag: view.table === "tag",
+      tableModelGroup: view.table === "modelGroup", tableEndpoint: view.table === "endpoint", tableMcp: view.table === "mcp",
+    }, page)).then(function (answer) {
+      if (mine !== sequence) return;
+      if (answer.data && answer.data.usage) drawTable(answer.data.usage);
+      else refuseTable(answer.errors.map(function (e) { return e.message; }).join(" ") || "The gateway gave no answer.");
+    }, function (error) {
+      if (mine !== sequence) return;
+      refuseTable("The gateway could not be reached: " + error.message);
+    });
+    Promise.all([main, side]).then(function () {
+      if (mine !== sequence) return;
       document.documentElement.setAttribute("data-loading", "false");
+      if (!drawn) return;
+      draws += 1;
+      document.documentElement.setAttribute("data-draws", String(draws));
+      if (draws === 1) performance.mark("first-view");
     });
   }
 
@@ -183,18 +227,25 @@
     drawFilters();
   }
 
-  // A picker opened before its choices are known: ask for them (no view change, so not the view's request).
-  function askOptions() {
+  // The filter choices for `teams` in the current range (no view change, so not the view's request).
+  function fetchOptions(teams) {
     var days = UG.state.days(view);
-    var range = days.from + "/" + days.to;
-    if (options !== null || optionsAsked === range) return;
-    optionsAsked = range;
-    api.filterOptions(token, { from: days.from, to: days.to, everyone: everyone() }).then(function (answer) {
+    return api.filterOptions(token, {
+      from: days.from, to: days.to, everyone: everyone(), optionTeams: teams.length ? teams : null,
+    });
+  }
+
+  // A picker opened before its choices are known: ask for them.
+  function askOptions(kind) {
+    if (kind === "tag") { askTags(); return; }
+    var wanted = optionsKey(UG.state.days(view));
+    if (options !== null || optionsAsked === wanted) return;
+    optionsAsked = wanted;
+    fetchOptions(view.teams).then(function (answer) {
       optionsAsked = "";
-      var now = UG.state.days(view);
-      if (answer.data && answer.data.filterOptions && now.from + "/" + now.to === range) {
+      if (answer.data && answer.data.filterOptions && optionsKey(UG.state.days(view)) === wanted) {
         options = answer.data.filterOptions;
-        optionsFor = range;
+        optionsFor = wanted;
         drawFilters();
       } else if (answer.errors.length) {
         notify(answer.errors.map(function (e) { return e.message; }), []);
@@ -202,21 +253,68 @@
     }, function () { optionsAsked = ""; });
   }
 
-  function drawFilters() {
-    UG.filters.draw($("filters"), $("chips"), options, view, everyone(), askOptions, function (kind, values) {
-      if (kind === null) { go({ users: [], keys: [], models: [], providers: [] }); return; }
-      var changes = {};
-      changes[kind] = values;
-      if (kind === "users" && options && values.length) {
-        // Keys cascade from users: keep only chosen keys that belong to a chosen user.
-        var owned = options.apiKeys.filter(function (k) { return k.user && values.indexOf(k.user.id) >= 0; }).map(function (k) { return k.id; });
-        changes.keys = view.keys.filter(function (k) { return owned.indexOf(k) >= 0; });
+  function askTags() {
+    var range = rangeOf(UG.state.days(view));
+    if (tags !== null || tagsAsked === range) return;
+    tagsAsked = range;
+    var days = UG.state.days(view);
+    api.tags(token, { from: days.from, to: days.to }).then(function (answer) {
+      tagsAsked = "";
+      if (answer.data && answer.data.filterOptions && rangeOf(UG.state.days(view)) === range) {
+        tags = answer.data.filterOptions.tags;
+        tagsFor = range;
+        drawFilters();
+      } else if (answer.errors.length) {
+        notify(answer.errors.map(function (e) { return e.message; }), []);
       }
-      go(changes);
-    });
+    }, function () { tagsAsked = ""; });
   }
 
-  function draw(data, days) {
+  function changeFilter(kind, values) {
+    if (kind === null) { go({ users: [], keys: [], models: [], providers: [], teams: [], tag: "" }); return; }
+    var changes = {};
+    changes[kind] = values;
+    if (kind === "users" && options && values.length) {
+      // Keys cascade from users: keep only chosen keys that belong to a chosen user.
+      var owned = options.apiKeys.filter(function (k) { return k.user && values.indexOf(k.user.id) >= 0; }).map(function (k) { return k.id; });
+      changes.keys = view.keys.filter(function (k) { return owned.indexOf(k) >= 0; });
+    }
+    if (kind === "teams" && values.length && view.keys.length) {
+      // Keys cascade from teams too: keep only chosen keys used in a chosen team (the gateway knows which).
+      fetchOptions(values).then(function (answer) {
+        var keys = answer.data && answer.data.filterOptions ? answer.data.filterOptions.apiKeys.map(function (k) { return k.id; }) : [];
+        changes.keys = view.keys.filter(function (k) { return keys.indexOf(k) >= 0; });
+        go(changes);
+      }, function () { go(changes); });
+      return;
+    }
+    go(changes);
+  }
+
+  function drawFilters() {
+    UG.filters.draw($("filters"), $("chips"), options, tags, view, everyone(), askOptions, changeFilter);
+  }
+
+  function drawTable(usage) {
+    var connection = UG.tables.draw($("table"), usage, view, {
+      sort: function (metric, direction) { go({ sort: metric, direction: direction }); },
+      filter: function (kind, id) {
+        var changes = {};
+        changes[kind] = kind === "tag" ? id : view[kind].concat([id]);
+        go(changes);
+      },
+    });
+    drawPager(connection);
+  }
+
+  function refuseTable(message) {
+    UG.tables.refused($("table"), view, message);
+    $("page-info").textContent = "";
+    ["next-page", "previous-page", "first-page"].forEach(function (id) { $(id).disabled = true; });
+  }
+
+  // `withTable`: the table came in the same answer (else its own request draws it).
+  function draw(data, days, withTable) {
     var usage = data.usage;
     var viewer = data.viewer;
     $("viewer").textContent = viewer.id + " · " + viewer.roles.map(function (r) { return r.toLowerCase().replace("_", " "); }).join(", ");
@@ -225,18 +323,7 @@
     drawFreshness(usage.freshness);
     UG.cards.draw($("cards"), usage, everyone(), length);
     UG.trend.draw($("chart"), usage, view);
-    var connection = UG.tables.draw($("table"), usage, view, {
-      sort: function (metric, direction) { go({ sort: metric, direction: direction }); },
-      filter: function (kind, id) {
-        var changes = {};
-        changes[kind] = view[kind].concat([id]);
-        go(changes);
-      },
-    });
-    drawPager(connection);
-    draws += 1;
-    document.documentElement.setAttribute("data-draws", String(draws));
-    if (draws === 1) performance.mark("first-view");
+    if (withTable) drawTable(usage);
   }
 
   function dayList(days) {

@@ -1,5 +1,7 @@
-// The filter pickers (users, keys, models, providers) and the chips of the active filters. Keys cascade
-// from the chosen users: with users chosen, only their keys are offered.
+// The filter pickers (users, keys, models, providers, teams, one tag) and the chips of the active filters.
+// Keys cascade from the chosen users and teams: with users chosen, only their keys are offered; with teams
+// chosen, `filterOptions` itself lists only the keys used in them. Tags are asked for only when their picker
+// opens (the gateway reads LiteLLM's tag activity for them).
 "use strict";
 UG.filters = (function () {
   var LIMIT = 200; // options drawn at once; the search box narrows longer lists
@@ -8,6 +10,8 @@ UG.filters = (function () {
     { name: "keys", label: "Keys" },
     { name: "models", label: "Models" },
     { name: "providers", label: "Providers" },
+    { name: "teams", label: "Teams" },
+    { name: "tag", label: "Tag", single: true },
   ];
 
   function element(tag, attributes, text) {
@@ -26,8 +30,19 @@ UG.filters = (function () {
   }
 
   // [{value, label, hint}] for each kind, from `filterOptions`.
-  function choices(options, view) {
-    if (!options) return { users: [], keys: [], models: [], providers: [] };
+  function teamLabel(team) {
+    if (team.id === "no-team") return "No team";
+    return team.alias || team.id;
+  }
+
+  function selectedOf(kind, view) {
+    if (kind.single) return view[kind.name] ? [view[kind.name]] : [];
+    return view[kind.name];
+  }
+
+  function choices(options, view, tags) {
+    var tagChoices = (tags || []).map(function (tag) { return { value: tag, label: tag, hint: "" }; });
+    if (!options) return { users: [], keys: [], models: [], providers: [], teams: [], tag: tagChoices };
     var chosenUsers = view.users;
     var keys = options.apiKeys.filter(function (key) {
       return chosenUsers.length === 0 || (key.user && chosenUsers.indexOf(key.user.id) >= 0);
@@ -41,6 +56,10 @@ UG.filters = (function () {
       }).sort(byLabel),
       models: options.models.map(function (model) { return { value: model, label: model, hint: "" }; }),
       providers: options.providers.map(function (provider) { return { value: provider, label: provider, hint: "" }; }),
+      teams: (options.teams || []).map(function (team) {
+        return { value: team.id, label: teamLabel(team), hint: team.deleted ? "deleted in LiteLLM" : "" };
+      }).sort(byLabel),
+      tag: tagChoices,
     };
   }
 
@@ -66,7 +85,7 @@ UG.filters = (function () {
     var searchLabel = element("label", { for: searchId, class: "sr" }, "Search " + kind.label.toLowerCase());
     var search = element("input", { type: "search", id: searchId, placeholder: "Search " + kind.label.toLowerCase() + "…", autocomplete: "off" });
     var listBox = element("fieldset", { class: "picker-list" });
-    listBox.appendChild(element("legend", { class: "sr" }, kind.label));
+    listBox.appendChild(element("legend", { class: "sr" }, kind.single ? kind.label + " (one at a time)" : kind.label));
     var more = element("p", { class: "muted small" });
     box.appendChild(searchLabel);
     box.appendChild(search);
@@ -74,7 +93,7 @@ UG.filters = (function () {
     box.appendChild(more);
     var clear = element("button", { type: "button", class: "quiet small" }, "Clear");
     clear.disabled = selected.length === 0;
-    clear.addEventListener("click", function () { onChange(kind.name, []); });
+    clear.addEventListener("click", function () { onChange(kind.name, kind.single ? "" : []); });
     box.appendChild(clear);
     details.appendChild(box);
 
@@ -86,9 +105,12 @@ UG.filters = (function () {
       });
       matching.slice(0, LIMIT).forEach(function (item) {
         var label = element("label", { class: "option" });
-        var box = element("input", { type: "checkbox", value: item.value });
+        var box = element("input", kind.single
+          ? { type: "radio", name: "filter-" + kind.name, value: item.value }
+          : { type: "checkbox", value: item.value });
         box.checked = selected.indexOf(item.value) >= 0;
         box.addEventListener("change", function () {
+          if (kind.single) { onChange(kind.name, box.checked ? item.value : ""); return; }
           var next = selected.filter(function (value) { return value !== item.value; });
           if (box.checked) next.push(item.value);
           onChange(kind.name, next);
@@ -118,10 +140,11 @@ UG.filters = (function () {
     return details;
   }
 
-  // Draws the pickers into `container` and the chips into `chips`; `onOpen()` when a picker opens before
-  // the choices are known (`options` null); `onChange(kind, values)`.
-  function draw(container, chips, options, view, everyone, onOpen, onChange) {
-    var lists = choices(options, view);
+  // Draws the pickers into `container` and the chips into `chips`; `onOpen(kind)` when a picker opens before
+  // its choices are known (`options` null, or `tags` null for the tag picker); `onChange(kind, values)`
+  // (for the tag, one value or "").
+  function draw(container, chips, options, tags, view, everyone, onOpen, onChange) {
+    var lists = choices(options, view, tags);
     var open = container.querySelector("details[open]");
     var openName = open ? open.getAttribute("data-filter") : null;
     var active = document.activeElement;
@@ -130,8 +153,10 @@ UG.filters = (function () {
     container.textContent = "";
     KINDS.forEach(function (kind) {
       if (kind.admin && !everyone) return;
+      var loading = kind.single ? tags === null : options === null;
       var node = picker(
-        kind, lists[kind.name], view[kind.name], options === null, kind.name === openName ? query : "", onOpen, onChange
+        kind, lists[kind.name], selectedOf(kind, view), loading, kind.name === openName ? query : "",
+        function () { onOpen(kind.name); }, onChange
       );
       container.appendChild(node);
       if (kind.name === openName) {
@@ -146,14 +171,20 @@ UG.filters = (function () {
     chips.textContent = "";
     var any = false;
     KINDS.forEach(function (kind) {
-      view[kind.name].forEach(function (value) {
+      if (kind.admin && !everyone) return;
+      selectedOf(kind, view).forEach(function (value) {
         any = true;
         var label = labelOf(lists[kind.name], value);
-        var chip = element("button", { type: "button", class: "chip", "aria-label": "Remove filter " + kind.label.toLowerCase() + ": " + label });
-        chip.appendChild(element("span", { class: "chip-kind" }, kind.label.replace(/s$/, "")));
+        var noun = kind.label.replace(/s$/, "");
+        // The name comes from the content, so it holds the visible text ("Team Engineering") whole.
+        var chip = element("button", { type: "button", class: "chip" });
+        chip.appendChild(element("span", { class: "sr" }, "Remove filter "));
+        chip.appendChild(element("span", { class: "chip-kind" }, noun));
+        chip.appendChild(document.createTextNode(" "));
         chip.appendChild(element("span", {}, label));
         chip.appendChild(element("span", { class: "chip-x", "aria-hidden": "true" }, "×"));
         chip.addEventListener("click", function () {
+          if (kind.single) { onChange(kind.name, ""); return; }
           onChange(kind.name, view[kind.name].filter(function (other) { return other !== value; }));
         });
         chips.appendChild(chip);
@@ -174,5 +205,5 @@ UG.filters = (function () {
     });
   });
 
-  return { draw: draw, userLabel: userLabel, keyLabel: keyLabel };
+  return { draw: draw, userLabel: userLabel, keyLabel: keyLabel, teamLabel: teamLabel };
 })();

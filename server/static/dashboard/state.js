@@ -3,17 +3,17 @@
 "use strict";
 UG.state = (function () {
   var DEFAULTS = {
-    range: "30d", from: "", to: "", users: [], keys: [], models: [], providers: [],
+    range: "30d", from: "", to: "", users: [], keys: [], models: [], providers: [], teams: [], tag: "",
     metric: "spend", granularity: "DAY", stack: "none", table: "user", sort: "SPEND", direction: "DESC",
     after: "",
   };
-  var LISTS = { users: "user", keys: "key", models: "model", providers: "provider" };
+  var LISTS = { users: "user", keys: "key", models: "model", providers: "provider", teams: "team" };
   var SCALARS = {
     range: ["7d", "30d", "90d", "mtd", "lastmonth", "custom"],
     metric: ["spend", "requests"],
     granularity: ["DAY", "WEEK", "MONTH"],
     stack: ["none", "model", "provider"],
-    table: ["user", "model", "provider", "key"],
+    table: ["user", "model", "provider", "key", "team", "tag", "modelGroup", "endpoint", "mcp"],
     sort: ["SPEND", "REQUESTS", "TOTAL_TOKENS", "FAILED_REQUESTS"],
     direction: ["ASC", "DESC"],
   };
@@ -50,6 +50,7 @@ UG.state = (function () {
     if (view.range === "custom" && !(view.from && view.to && view.from <= view.to)) view.range = DEFAULTS.range;
     if (view.range !== "custom") { view.from = ""; view.to = ""; }
     view.after = params.get("after") || "";
+    view.tag = params.get("tag") || ""; // one tag: the API refuses several
     return view;
   }
 
@@ -62,6 +63,7 @@ UG.state = (function () {
     Object.keys(LISTS).forEach(function (name) {
       view[name].forEach(function (value) { params.append(LISTS[name], value); });
     });
+    if (view.tag) params.set("tag", view.tag);
     if (view.after) params.set("after", view.after);
     var text = params.toString();
     return text ? "?" + text : "";

@@ -400,6 +400,62 @@ def sync_directory_command() -> None:
         click.echo(f"{name.replace('_', ' ')}: {value}")
 
 
+@main.command("alerts")
+@click.option("--once", is_flag=True, help="Evaluate and post once, then exit (the only mode: schedule it).")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the alerts that would be posted; post and record nothing."
+)
+def alerts_command(once: bool, dry_run: bool) -> None:
+    """Post budget and anomaly alerts to ALERT_WEBHOOK_URL, each once (for cron or a Kubernetes CronJob).
+
+    Budgets whose share used reached ALERT_BUDGET_THRESHOLDS (default 50,80,100 %) in their current
+    period, and anomalies of users, keys, models and teams on the last ALERT_ANOMALY_DAYS days, as
+    Slack-compatible JSON. What was sent is recorded, so the next run does not repeat it; a failed post
+    is posted again by the next run. Exit status 0 when every post succeeded, 1 when some failed (named
+    on stderr).
+    """
+    import httpx
+    import orjson
+
+    from usage_gateway.datasources.insights import alerts
+
+    if not once:
+        raise click.UsageError("pass --once: each run evaluates and posts once (schedule it with cron)")
+    settings = _settings()
+    url = settings.alert_webhook_url
+    if url is None and not dry_run:
+        raise click.ClickException(f"{ENV_PREFIX}ALERT_WEBHOOK_URL is not set (or use --dry-run)")
+
+    async def work(resources: Resources) -> alerts.RunResult | list[alerts.Alert]:
+        days = resources.days if resources.litellm is not None else None
+        found = await alerts.evaluate(
+            resources.db,
+            days,
+            resources.days.today(),
+            settings.alert_budget_thresholds,
+            settings.alert_anomaly_days,
+        )
+        if dry_run or url is None:
+            return await alerts.pending(resources.db, found)
+        timeout = httpx.Timeout(settings.alert_webhook_timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            return await alerts.deliver(resources.db, found, alerts.webhook(client, url.get_secret_value()))
+
+    outcome = _with_resources(settings, work)
+    if isinstance(outcome, list):
+        for alert in outcome:
+            click.echo(orjson.dumps({"identity": alert.identity, **alert.body()}).decode())
+        click.echo(f"{len(outcome)} alert(s) would be posted", err=True)
+        return
+    click.echo(
+        f"alerts: {len(outcome.sent)} sent, {outcome.already_sent} sent before, {len(outcome.failed)} failed"
+    )
+    for alert, error in outcome.failed:
+        click.echo(f"alert {alert.identity} not sent: {error} (posted again by the next run)", err=True)
+    if outcome.failed:
+        sys.exit(1)
+
+
 def _parse_group_by(_: click.Context, __: click.Parameter, value: str) -> tuple[str, ...]:
     from usage_gateway.datasources.exports.records import ExportDimension
 

@@ -165,6 +165,19 @@ class Settings(BaseSettings):
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     """Origins a browser front end may call the API from, comma-separated (empty: no CORS; `*` is
     refused)."""
+    alert_webhook_url: SecretStr | None = None
+    """Where `usage-gateway alerts --once` posts budget and anomaly alerts: a Slack-compatible incoming
+    webhook (Slack, Mattermost, Rocket.Chat, …; JSON `{"text", "blocks"}`). Secret (its path is the
+    webhook's credential): never logged. Unset: `alerts` runs only with `--dry-run`."""
+    alert_budget_thresholds: Annotated[tuple[int, ...], NoDecode] = (50, 80, 100)
+    """Shares of a budget, in percent and comma-separated, at which `alerts` posts: once per budget,
+    period and threshold (thresholds crossed at once are one alert)."""
+    alert_anomaly_days: Annotated[int, Field(ge=0, le=28)] = 2
+    """How many of the last days (up to yesterday) `alerts` checks for anomalies of users, keys, models
+    and teams; 0: budget alerts only."""
+    alert_webhook_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """How long `alerts` waits for the webhook to answer a post; a post that times out is retried by
+    the next run."""
 
     @field_validator("log_level")
     @classmethod
@@ -189,6 +202,20 @@ class Settings(BaseSettings):
             raise ValueError("must be a comma-separated list of origins")
         return tuple(_origin(str(item)) for item in items if str(item).strip())
 
+    @field_validator("alert_budget_thresholds", mode="before")
+    @classmethod
+    def _percentages(cls, value: object) -> tuple[int, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("must be comma-separated percentages, e.g. 50,80,100")
+        try:
+            found = sorted({int(str(item).strip()) for item in items if str(item).strip()})
+        except ValueError:
+            raise ValueError("must be comma-separated whole percentages, e.g. 50,80,100") from None
+        if not found or not all(0 < p <= 1000 for p in found):
+            raise ValueError("must list percentages between 1 and 1000, e.g. 50,80,100")
+        return tuple(found)
+
     @field_validator("public_url")
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
@@ -209,7 +236,7 @@ class Settings(BaseSettings):
             raise ValueError("must have at least 32 bytes")
         return value
 
-    @field_validator("metrics_token")
+    @field_validator("metrics_token", "alert_webhook_url")
     @classmethod
     def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None

@@ -441,7 +441,12 @@ def alerts_command(once: bool, dry_run: bool) -> None:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             return await alerts.deliver(resources.db, found, alerts.webhook(client, url.get_secret_value()))
 
-    outcome = _with_resources(settings, work)
+    try:
+        outcome = _with_resources(settings, work)
+    except psycopg.errors.UndefinedTable as exc:
+        raise click.ClickException(
+            f"the database lacks a table ({exc.diag.message_primary}): run `usage-gateway migrate`"
+        ) from None
     if isinstance(outcome, list):
         for alert in outcome:
             click.echo(orjson.dumps({"identity": alert.identity, **alert.body()}).decode())

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from tests.facts_data import COPY, Fact
+from usage_gateway.devtools.local_services import LocalPostgres
 
 TODAY = datetime.now(UTC).date()
 ALICE_KEY, BOB_KEY, CAROL_KEY = "a" * 64, "b" * 64, "c" * 64
@@ -205,7 +206,7 @@ def test_alerts_are_posted_once_and_nothing_is_lost(database_url: str, receiver:
     assert [identity.rsplit(":", 2)[0] for identity in receiver.identities()] == ["budget:USER:bob"]
 
 
-def test_alerts_refuse_without_a_webhook_or_once(database_url: str) -> None:
+def test_alerts_refuse_without_a_webhook_or_once(database_url: str, postgres_server: LocalPostgres) -> None:
     code, _, err = finish(run_alerts(database_url, None))
     assert code == 1
     assert "USAGE_GATEWAY_ALERT_WEBHOOK_URL is not set" in err
@@ -214,3 +215,13 @@ def test_alerts_refuse_without_a_webhook_or_once(database_url: str) -> None:
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "pass --once" in done.stderr
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE alerts_unmigrated")
+    try:
+        code, _, err = finish(run_alerts(postgres_server.url_for("alerts_unmigrated"), None, "--dry-run"))
+    finally:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE alerts_unmigrated")
+    assert code == 1
+    assert "run `usage-gateway migrate`" in err
+    assert "Traceback" not in err

@@ -32,6 +32,7 @@ from tests.usage_from_rows import litellm_gateway
 from usage_gateway.datasources.db import Database, count_statements
 from usage_gateway.datasources.facts.aggregates import FactFilter
 from usage_gateway.datasources.insights.forecast import (
+    LOOKBACK_DAYS,
     WINDOW_DAYS,
     DaySum,
     ForecastResult,
@@ -92,13 +93,17 @@ def pattern(day: date) -> float:
     return 20.0 if day.weekday() >= 5 else 100.0
 
 
-def synthetic(first: date, last: date, seed: int = 17) -> dict[date, tuple[Decimal, int]]:
-    """Each day's spend and requests: the pattern plus small Gaussian noise."""
+def synthetic(
+    first: date, last: date, seed: int = 17, growth: float = 1.0
+) -> dict[date, tuple[Decimal, int]]:
+    """Each day's spend and requests: the pattern (times ``growth`` every 28 days from ``first``) plus
+    small Gaussian noise."""
     rng = random.Random(seed)
     series = {}
     for day in days(first, last):
-        spend = Decimal(str(round(pattern(day) + rng.gauss(0, NOISE), 6)))
-        requests = round(10 * pattern(day) + rng.gauss(0, 10 * NOISE))
+        level = pattern(day) * growth ** ((day - first).days / 28)
+        spend = Decimal(str(round(level + rng.gauss(0, NOISE), 6)))
+        requests = round(10 * level + rng.gauss(0, 10 * NOISE))
         series[day] = (spend, requests)
     return series
 
@@ -160,6 +165,32 @@ async def test_a_weekly_pattern_is_recovered_within_the_band(db: Database) -> No
     assert inside(realised_30, ahead.spend.low, ahead.spend.high), (realised_30, ahead.spend)
     expected = sum(pattern(day) for day in next_30)
     assert abs(ahead.spend.value - expected) / expected < 0.02
+
+
+async def test_growth_is_measured_and_carried_forward(db: Database) -> None:
+    """A series growing 10 % every 28 days: q is about 1.1, and the month's realised total falls inside the
+    band; without the 28 days before the inputs there is no growth, and the forecast falls short."""
+    first = PATTERN_END - timedelta(days=70)
+    series = synthetic(first, date(2026, 11, 30), growth=1.1)
+    known = {day: value for day, value in series.items() if day <= PATTERN_END}
+    f = FactFilter(date(2026, 11, 1), PATTERN_END)
+    realised = float(sum((spend for day, (spend, _) in series.items() if day.month == 11), Decimal(0)))
+
+    await store(db, as_facts(known), dict.fromkeys(known, "closed"))
+    grown = await forecast(db, f, Horizon.MONTH_END, today=PATTERN_END + timedelta(days=1))
+    assert grown.growth == pytest.approx(1.1, abs=0.03)
+    assert f"growth ×{grown.growth:.3f}" in grown.method
+    assert inside(realised, grown.spend.low, grown.spend.high), (realised, grown.spend)
+    assert abs(grown.spend.value - realised) / realised < 0.02
+
+    states: dict[date, State] = dict.fromkeys(known, "closed")
+    states[PATTERN_END - timedelta(days=40)] = "unverified"  # a day of the 28 before the inputs
+    await store(db, as_facts(known), states)
+    flat = await forecast(db, f, Horizon.MONTH_END, today=PATTERN_END + timedelta(days=1))
+    assert flat.growth is None
+    assert "no growth" in flat.method
+    assert flat.input_days == WINDOW_DAYS
+    assert flat.spend.value < grown.spend.value
 
 
 async def test_a_month_that_is_over_has_nothing_left_to_forecast(db: Database) -> None:
@@ -337,18 +368,18 @@ def api_rows() -> list[dict[str, Any]]:
 
 
 def method_on(rows: Sequence[dict[str, Any]], horizon: Horizon, today: date) -> ForecastResult:
-    """The forecast the method gives on these rows' daily sums: the days a forecast makes present are the
-    30 up to today, all but today closed (days LiteLLM has no rows for are closed zeros)."""
+    """The forecast the method gives on these rows' daily sums: the days a forecast makes present are its
+    whole lookback up to today, all but today closed (days LiteLLM has no rows for are closed zeros)."""
     end = today
     sums = []
-    for day in days(end - timedelta(days=55), end):
+    for day in days(end - timedelta(days=LOOKBACK_DAYS - 1), end):
         own = [row for row in rows if row["date"] == day.isoformat()]
         sums.append(
             DaySum(
                 day,
                 sum((Decimal(repr(float(row["spend"]))) for row in own), Decimal(0)),
                 sum(int(row["api_requests"]) for row in own),
-                end - timedelta(days=29) <= day < end,
+                day < end,
             )
         )
     return project(sums, horizon, end)

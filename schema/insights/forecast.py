@@ -30,12 +30,15 @@ METHOD = (
     f"Weekday-aware mean: for each weekday, the mean of its daily sums over the last {WINDOW_DAYS} closed,"
     f" verified days (looked for in the {LOOKBACK_DAYS} days up to the filter's `to`, or today if earlier;"
     " open, unverified and missing days are never inputs; a weekday without any takes the mean of all"
-    " inputs). Band: ±1.28 × σ, a central 80 % interval under a normal approximation, σ being the spread of"
-    " the inputs about their weekday means (sum of squares over n − weekdays fitted); a day's band is"
-    " 1.28·σ·√(1 + 1/n_w), a total's 1.28·σ·√(days + Σ c_w²/n_w) (c_w forecast days and n_w inputs of each"
-    " weekday). Lows stop at 0. Computed in floating point from the exact daily sums. Under the whole"
-    f" filter and the viewer's scope. Fewer than {MIN_DAYS} inputs: a FEW_FORECAST_DAYS warning in"
-    " `extensions.warnings`."
+    " inputs), times growth q^(Δ/28): q is the inputs' total over that of the 28 days before them (held"
+    " within 0.5..2; 1 unless the inputs are 28 days in a row and those 28 days are closed and verified"
+    " too), Δ the days from the middle of the weekday's inputs. Band: ±1.28 × sd, a central 80 % interval"
+    " under a normal approximation, from σ, the spread of the inputs about their weekday means (sum of"
+    " squares over n − weekdays fitted): a day's variance σ²(1 + 1/n_w), a total's σ²(days + Σ c_w²/n_w)"
+    " (c_w forecast days and n_w inputs of each weekday), each plus the error of q (delta method) times"
+    " the forecast's squared derivative in q. Lows stop at 0. Computed in floating point from the exact"
+    f" daily sums. Under the whole filter and the viewer's scope. Fewer than {MIN_DAYS} inputs: a"
+    " FEW_FORECAST_DAYS warning in `extensions.warnings`."
 )
 
 

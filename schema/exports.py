@@ -62,3 +62,8 @@ class SyncResult:
     teams_deleted: int = strawberry.field(
         default=0, description="Teams LiteLLM no longer lists: kept, with their alias, for their past usage."
     )
+    budgets_changed: int = strawberry.field(
+        default=0,
+        description="Budgets (max_budget, budget_duration, budget_reset_at of keys, users and teams) written"
+        " or removed: `Usage.budgets` reads them.",
+    )

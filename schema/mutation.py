@@ -66,4 +66,5 @@ class Mutation:
             teams_created=counts.teams_created,
             teams_updated=counts.teams_updated,
             teams_deleted=counts.teams_deleted,
+            budgets_changed=counts.budgets_changed,
         )

@@ -23,7 +23,10 @@ from usage_gateway.resolvers.viewer import Role
 
 REFRESH_TODAY = "mutation { refreshToday { days refreshedAt changed } }"
 REFRESH_RANGE = "mutation($from: Date!, $to: Date!) { refreshRange(from: $from, to: $to) { days changed } }"
-SYNC = "mutation { syncDirectory { usersCreated usersUpdated apiKeysCreated apiKeysUpdated apiKeysRevoked } }"
+SYNC = (
+    "mutation { syncDirectory { usersCreated usersUpdated apiKeysCreated apiKeysUpdated apiKeysRevoked"
+    " budgetsChanged } }"
+)
 EXPORT = """
 mutation($from: Date!, $to: Date!, $format: ExportFormat!) {
   exportUsage(filter: {from: $from, to: $to}, format: $format) {
@@ -141,6 +144,7 @@ async def test_sync_directory_on_the_golden_directory_then_nothing_changes(
             first = (await gw.data(SYNC))["syncDirectory"]
             assert first["usersCreated"] == len(golden["users"])
             assert first["apiKeysCreated"] == len(golden["keys"])
+            assert first["budgetsChanged"] == 2  # ned's and quinn's max_budget
             second = (await gw.data(SYNC))["syncDirectory"]
             assert second == dict.fromkeys(second, 0)
             stored = await gw.db.fetch_all("SELECT token_hash FROM api_keys")

@@ -546,6 +546,9 @@ def export(
 
     if end < start:
         raise click.BadParameter("--to is before --from")
+    dimensions = [ExportDimension(name) for name in group_by]
+    options = {"userIds": users, "apiKeyIds": api_keys, "models": models, "providers": providers}
+    _check_side_export(dimensions, [name for name, values in options.items() if values])
     destination = Path(out)
     folder = destination.parent
     if not folder.is_dir():
@@ -558,9 +561,6 @@ def export(
     settings = _settings()
     if (end - start).days + 1 > settings.max_range_days:
         raise click.BadParameter(f"the range is longer than MAX_RANGE_DAYS ({settings.max_range_days} days)")
-    dimensions = [ExportDimension(name) for name in group_by]
-    options = {"userIds": users, "apiKeyIds": api_keys, "models": models, "providers": providers}
-    _check_side_export(dimensions, [name for name, values in options.items() if values])
     bucket = re.compile(r"[0-9a-f]{64}|unattributed|raw:.+")
 
     async def work(resources: Resources) -> WrittenFile:

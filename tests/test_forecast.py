@@ -24,6 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from bench.forecast_backtest import CUTS, months, summary_table
+from bench.forecast_backtest import run as backtest
+from bench.reference_data import ReferenceData, fill_gateway
+from bench.reference_data import Scale as BenchScale
 from tests.api_client import DirectoryKey, DirectoryUser, open_gateway, seed_directory
 from tests.facts_data import KEYS, Fact, facts_lists, filters, make_fact, replace_facts
 from tests.gateway_harness import clock_at
@@ -540,3 +544,27 @@ async def test_a_tag_filter_reads_the_tag_s_facts_and_days(db: Database) -> None
     assert [held[day].usable for day in window_days] == [n != 3 for n in range(len(window_days))]
     result = await forecast(db, f, Horizon.DAYS_30, end + timedelta(days=1))
     assert result.input_days == len(window_days) - 1
+
+
+async def test_the_backtest_runs_end_to_end(database_url: str, redis_url: str) -> None:
+    """bench/forecast_backtest.py on a tiny reference data set: a trial per month and cut-off, each on a
+    full window, its actual the month's facts."""
+    scale = BenchScale(users=30, keys=60, models=10, days=92)
+    fill_gateway(database_url, ReferenceData(scale))
+    found = await backtest(scale, database_url, redis_url)
+    assert [(t.month, t.cut) for t in found] == [(m, c) for m in months(scale) for c in CUTS]
+    assert [m.isoformat() for m in months(scale)] == ["2026-09-01", "2026-10-01"]
+    db = await Database.open(database_url, max_size=1)
+    try:
+        for trial in found:
+            last = (trial.month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+            row = await db.fetch_one(
+                "SELECT sum(spend) FROM usage_facts WHERE date BETWEEN %s AND %s", (trial.month, last)
+            )
+            assert row is not None
+            assert trial.actual == pytest.approx(float(row[0]))
+            assert trial.input_days == WINDOW_DAYS
+            assert trial.low <= trial.forecast <= trial.high
+    finally:
+        await db.close()
+    assert summary_table(found, "smoke").row_count == len(CUTS)

@@ -2,12 +2,13 @@
 
 The rule is computed here again from the generated rows alone, in plain Python: the closed, verified
 days among the window before each day, zeros for spend on days without usage, failure rates only on
-days with enough requests, median and median absolute deviation, the floors. Days that are open,
-unverified or not stored carry facts too, so that using them as inputs would show.
+days with enough requests, the median, the median and mean absolute deviations, the floors. Days that
+are open, unverified or not stored carry facts too, so that using them as inputs would show.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -94,6 +95,7 @@ rules = st.builds(
     spend_floor=st.sampled_from([0.1, 0.5, 1.0]),
     rate_floor=st.sampled_from([0.01, 0.05]),
     relative_floor=st.sampled_from([0.0, 0.01, 0.5]),
+    mean_deviation_floor=st.sampled_from([0.0, 0.5, 1.0]),
 )
 
 
@@ -162,7 +164,10 @@ def expected(
                 continue
             baseline = median(inputs)
             mad = median(abs(x - baseline) for x in inputs)
-            spread = max(mad, rule.relative_floor * baseline, floor)
+            mean_deviation = math.fsum(abs(x - baseline) for x in inputs) / len(inputs)
+            spread = max(
+                mad, rule.mean_deviation_floor * mean_deviation, rule.relative_floor * baseline, floor
+            )
             if value > baseline + rule.k * spread:
                 found.append((key, day, metric, value, baseline, spread, len(inputs)))
     return found

@@ -12,27 +12,29 @@ over the facts matching the filter, with :data:`RULE`'s numbers:
   ``min_requests`` (20) requests on D; its baseline days are those of the baseline days on which it made
   at least as many.
 - ``baseline`` = the median of the baseline values; ``mad`` = the median of their absolute deviations from
-  it; ``spread`` = max(``mad``, ``relative_floor`` (1 %) of the baseline, an absolute floor: $1 of spend,
-  or 1 percentage point of failure rate), so that a flat history does not flag every cent;
-  ``threshold`` = baseline + ``k`` (5) × spread.
+  it; ``spread`` = the largest of ``mad``, the mean of those absolute deviations (an entity idle on most
+  days has a median and a MAD of 0: without it, every active day would be flagged), ``relative_floor``
+  (1 %) of the baseline, and an absolute floor ($1 of spend, or 1 percentage point of failure rate, so
+  that a flat history does not flag every cent); ``threshold`` = baseline + ``k`` (5) × spread.
 - D is an anomaly when there are at least ``min_baseline_days`` (14) baseline values and the value is
   above the threshold; its ``size`` is (value − baseline) / spread (the spread is never 0).
 
 Sums are exact (``numeric``); the median, deviations and comparisons are in double precision, on the
-doubles nearest to the exact sums. One SQL statement reads the day statuses, one the daily sums per
-entity, only of the entities with a day in the range that could pass the threshold at all (the value over
-``k`` × the absolute floor); Python computes the medians over those series.
+doubles nearest to the exact sums; spends are never negative. One SQL statement reads the day statuses,
+one the daily sums per entity, only of the entities with a day in the range that could pass the
+threshold at all (the value over ``k`` × the absolute floor); Python computes the medians over those
+series.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from statistics import median
 from typing import Any
 
 from psycopg import sql
@@ -62,6 +64,9 @@ class Rule:
     spend_floor: float = 1.0  # the least spread of spend, in the facts' currency
     rate_floor: float = 0.01  # the least spread of a failure rate (1 percentage point)
     relative_floor: float = 0.01  # the least spread, as a share of the baseline
+    # The least spread, as a share of the mean absolute deviation from the baseline: an entity idle on
+    # most days has a median and a MAD of 0, and would otherwise be flagged on every day it is active.
+    mean_deviation_floor: float = 1.0
 
     def floor(self, metric: AnomalyMetric) -> float:
         return self.spend_floor if metric is AnomalyMetric.SPEND else self.rate_floor
@@ -73,8 +78,9 @@ class Rule:
             f" closed, verified days among the {self.window_days} days before it (at least"
             f" {self.min_baseline_days} of them; spend counts 0 on a day without usage, a failure rate"
             f" only on days with at least {self.min_requests} requests); spread = the median absolute"
-            f" deviation, at least {self.relative_floor:.0%} of the median and at least"
-            f" {self.spend_floor:g} of spend or {self.rate_floor:.0%} of failure rate"
+            " deviation from the median, at least the mean absolute deviation from it, at least"
+            f" {self.relative_floor:.0%} of the median and at least {self.spend_floor:g} of spend or"
+            f" {self.rate_floor:.0%} of failure rate"
         )
 
 
@@ -104,7 +110,8 @@ class Anomaly:
 
 @dataclass(frozen=True)
 class _Day:
-    spend: Decimal
+    spend: float  # the double nearest to the exact sum
+    spend_text: str  # the exact sum, made a Decimal only for the anomalies found
     requests: int
     failed: int
 
@@ -142,95 +149,120 @@ async def find_anomalies(
     wanted = tuple(AnomalyMetric(m) for m in metrics)
     start = f.date_from - timedelta(days=rule.window_days)
     days = await usable_days(db, start, f.date_to)
-    checked = [day for day in days if day >= f.date_from]
-    if not checked or not wanted:
+    first_checked = bisect.bisect_left(days, f.date_from)
+    if first_checked == len(days) or not wanted:
         return []
-    series = await _daily_series(db, dimension, f, start, checked, wanted, min_spend, rule)
+    series = await _daily_series(db, dimension, f, days, days[first_checked:], wanted, min_spend, rule)
+    # Each checked day (by its position in `days`) with the positions its baseline days start from.
+    checked = [
+        (i, days[i], bisect.bisect_left(days, days[i] - timedelta(days=rule.window_days)))
+        for i in range(first_checked, len(days))
+    ]
+    position = {day: i for i, day in enumerate(days)}
     found: list[Anomaly] = []
-    for day in checked:
-        window = days[bisect.bisect_left(days, day - timedelta(days=rule.window_days)) : days.index(day)]
-        for key, by_day in series.items():
+    for key, by_day in series.items():
+        spends = [0.0] * len(days)  # a usable day without usage spends 0
+        rates: list[float | None] = [None] * len(days)  # a failure rate only with enough requests
+        for day, sums in by_day.items():
+            i = position[day]
+            spends[i] = sums.spend
+            if sums.requests >= rule.min_requests:
+                rates[i] = sums.failed / sums.requests
+        for i, day, first in checked:
             today = by_day.get(day)
-            if today is None or (min_spend is not None and today.spend < min_spend):
+            if today is None:
                 continue
             for metric in wanted:
-                anomaly = _check(dimension, key, day, metric, today, by_day, window, rule)
-                if anomaly is not None:
-                    found.append(anomaly)
+                if metric is AnomalyMetric.SPEND:
+                    value: float | None = spends[i]
+                    inputs = spends[first:i]
+                else:
+                    value = rates[i]
+                    inputs = [rate for rate in rates[first:i] if rate is not None]
+                if value is None:
+                    continue
+                anomaly = _check(value, inputs, metric, rule)
+                if anomaly is None:
+                    continue
+                spend = Decimal(today.spend_text)
+                if min_spend is None or spend >= min_spend:
+                    found.append(anomaly.of(dimension, key, day, metric, spend, today))
     found.sort(key=lambda a: (-a.size, a.date, a.key, a.metric.value))
     return found
 
 
-def _check(
-    dimension: Dimension,
-    key: str,
-    day: date,
-    metric: AnomalyMetric,
-    today: _Day,
-    by_day: dict[date, _Day],
-    window: Sequence[date],
-    rule: Rule,
-) -> Anomaly | None:
-    """The anomaly of ``key`` on ``day`` for ``metric``, or None if the rule does not flag it."""
-    if metric is AnomalyMetric.SPEND:
-        value = float(today.spend)
-        inputs = [float(by_day[b].spend) if b in by_day else 0.0 for b in window]
-    else:
-        if today.requests < rule.min_requests:
-            return None
-        value = today.failed / today.requests
-        inputs = [
-            by_day[b].failed / by_day[b].requests
-            for b in window
-            if b in by_day and by_day[b].requests >= rule.min_requests
-        ]
-    if len(inputs) < rule.min_baseline_days:
-        return None
+@dataclass(frozen=True)
+class _Flagged:
+    value: float
+    baseline: float
+    mad: float
+    spread: float
+    threshold: float
+    baseline_days: int
+
+    def of(
+        self, dimension: Dimension, key: str, day: date, metric: AnomalyMetric, spend: Decimal, sums: _Day
+    ) -> Anomaly:
+        return Anomaly(
+            dimension=dimension,
+            key=key,
+            date=day,
+            metric=metric,
+            value=self.value,
+            baseline=self.baseline,
+            mad=self.mad,
+            spread=self.spread,
+            threshold=self.threshold,
+            size=(self.value - self.baseline) / self.spread,
+            baseline_days=self.baseline_days,
+            spend=spend,
+            requests=sums.requests,
+            failed_requests=sums.failed,
+        )
+
+
+def _median(values: Sequence[float]) -> float:
+    """The median, as :func:`statistics.median` computes it."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _check(value: float, inputs: Sequence[float], metric: AnomalyMetric, rule: Rule) -> _Flagged | None:
+    """The figures of ``value`` against the baseline ``inputs``, if the rule flags it."""
     floor = rule.floor(metric)
-    if value <= rule.k * floor:
-        return None  # under any threshold: spare the medians
-    baseline = median(inputs)
+    if value <= rule.k * floor or len(inputs) < rule.min_baseline_days:
+        return None  # under any threshold (values are never negative), or too little history
+    baseline = _median(inputs)
     # A cheap bound first: the spread is at least its floors, so most days stop here.
     if value <= baseline + rule.k * max(rule.relative_floor * baseline, floor):
         return None
-    mad = median([abs(x - baseline) for x in inputs])
-    spread = max(mad, rule.relative_floor * baseline, floor)
+    deviations = [abs(x - baseline) for x in inputs]
+    mad = _median(deviations)
+    spread = max(mad, rule.mean_deviation_floor * math.fsum(deviations) / len(deviations),
+                 rule.relative_floor * baseline, floor)  # fmt: skip
     threshold = baseline + rule.k * spread
     if value <= threshold:
         return None
-    return Anomaly(
-        dimension=dimension,
-        key=key,
-        date=day,
-        metric=metric,
-        value=value,
-        baseline=baseline,
-        mad=mad,
-        spread=spread,
-        threshold=threshold,
-        size=(value - baseline) / spread,
-        baseline_days=len(inputs),
-        spend=today.spend,
-        requests=today.requests,
-        failed_requests=today.failed,
-    )
+    return _Flagged(value, baseline, mad, spread, threshold, len(inputs))
 
 
 async def _daily_series(
     db: Database,
     dimension: Dimension,
     f: FactFilter,
-    start: date,
+    days: list[date],
     checked: list[date],
     metrics: tuple[AnomalyMetric, ...],
     min_spend: Decimal | None,
     rule: Rule,
 ) -> dict[str, dict[date, _Day]]:
-    """Each entity's daily sums from ``start`` to ``f.date_to``, for the entities with a checked day whose
-    value could pass a threshold (every threshold is at least ``k`` × the absolute floor)."""
+    """Each entity's daily sums on ``days``, for the entities with a ``checked`` day whose value could
+    pass a threshold (every threshold is at least ``k`` × the absolute floor)."""
     params: dict[str, Any] = {
-        "start": start,
-        "date_to": f.date_to,
+        "start": days[0],
+        "end": days[-1],
+        "days": days,
         "checked": checked,
         # Looser than the rule (4 for 5 × $1, 4 % for 5 × 1 %), so rounding never leaves a day out.
         "least_spend": Decimal(repr(rule.k * rule.spend_floor * 0.8)),
@@ -246,13 +278,17 @@ async def _daily_series(
             sql.SQL("(requests >= %(min_requests)s AND failed * 100 > requests * %(least_rate_percent)s)")
         )
     enough = sql.SQL("true") if min_spend is None else sql.SQL("spend >= %(min_spend)s")
+    # Two passes: the entities with a day that could pass (the checked days alone), then their series
+    # (through the (entity, date) indexes). Grouping by date first lets Postgres walk the facts' key.
     query = sql.SQL(
-        "WITH daily AS MATERIALIZED ("
-        " SELECT {key} AS key, date, sum(spend) AS spend, sum(api_requests) AS requests,"
+        "WITH candidates AS MATERIALIZED (SELECT DISTINCT key FROM ("
+        " SELECT {key} AS key, sum(spend) AS spend, sum(api_requests) AS requests,"
         " sum(failed_requests) AS failed FROM {source}"
-        " WHERE date BETWEEN %(start)s AND %(date_to)s AND {conditions} GROUP BY 1, 2)"
-        " SELECT key, date, spend, requests, failed FROM daily WHERE key IN ("
-        " SELECT key FROM daily WHERE date = ANY(%(checked)s::date[]) AND {enough} AND ({could}))"
+        " WHERE date = ANY(%(checked)s::date[]) AND {conditions} GROUP BY date, {key}) AS day"
+        " WHERE {enough} AND ({could}))"
+        " SELECT {key}, date, sum(spend)::float8, sum(spend)::text, sum(api_requests), sum(failed_requests)"
+        " FROM {source} WHERE date BETWEEN %(start)s AND %(end)s AND date = ANY(%(days)s::date[])"
+        " AND {conditions} AND {key} IN (SELECT key FROM candidates) GROUP BY date, {key}"
     ).format(
         key=sql.Identifier(dimension.value),
         source=source_for(f, (dimension,), active_counts=False),
@@ -261,6 +297,6 @@ async def _daily_series(
         could=sql.SQL(" OR ").join(could),
     )
     series: dict[str, dict[date, _Day]] = {}
-    for key, day, spend, requests, failed in await db.fetch_all(query, params):
-        series.setdefault(key, {})[day] = _Day(Decimal(spend), int(requests), int(failed))
+    for key, day, spend, text, requests, failed in await db.fetch_all(query, params):
+        series.setdefault(key, {})[day] = _Day(spend, text, int(requests), int(failed))
     return series

@@ -98,7 +98,8 @@ class Anomaly:
         description="The median absolute deviation from `baseline` over the same days."
     )
     spread: float = strawberry.field(
-        description=f"`mad`, floored at {RULE.relative_floor:.0%} of `baseline` and at"
+        description="`mad`, but at least the mean absolute deviation from `baseline` (an entity idle on most"
+        f" days has a median and a MAD of 0), at least {RULE.relative_floor:.0%} of `baseline`, and at least"
         f" {RULE.spend_floor:g} of spend or {RULE.rate_floor:.0%} of failure rate (so a flat history does"
         " not flag every cent): never 0."
     )

@@ -11,6 +11,9 @@ through the GraphQL API of the gateway app in this process, on a clock with ever
     python -m bench.forecast_backtest                 # the reference data set (the first run fills it:
                                                       # about six minutes; kept under --keep-data)
     python -m bench.forecast_backtest --scale small   # a tenth of the users and keys (half a minute)
+    python -m bench.forecast_backtest --data demo     # the demo data (seed 7: 120 days up to today),
+                                                      # read from the LiteLLM-compatible server as
+                                                      # `make demo` does; also this month's forecast
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import argparse
 import asyncio
 import statistics
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,12 @@ from bench.cluster import running_cluster
 from bench.gateway import BenchGateway, open_gateway
 from bench.reference_data import Scale
 from bench.warm import UPSTREAM
-from usage_gateway.devtools.local_services import LocalRedis
+from usage_gateway.devtools.demo import fill_directory
+from usage_gateway.devtools.demo_data import DAYS as DEMO_DAYS
+from usage_gateway.devtools.demo_data import generate
+from usage_gateway.devtools.litellm_compat import MASTER_KEY, LiteLLMStore, running_litellm
+from usage_gateway.devtools.local_services import LocalPostgres, LocalRedis
+from usage_gateway.migrations import apply_migrations
 
 CUTS = (7, 14, 21)  # the day of the month the forecast is made on (inputs: the days before it)
 QUERY = """
@@ -69,13 +77,13 @@ class Trial:
         return (self.forecast_requests - self.actual_requests) / self.actual_requests
 
 
-def months(scale: Scale) -> list[date]:
-    """Every whole month of the data set with at least 28 days of data before it."""
+def months(first_day: date, last_day: date) -> list[date]:
+    """Every whole month from ``first_day`` to ``last_day`` with at least 28 days of data before it."""
     found = []
-    month = (scale.first_day + timedelta(days=28)).replace(day=1)
-    if month < scale.first_day + timedelta(days=28):
+    month = (first_day + timedelta(days=28)).replace(day=1)
+    if month < first_day + timedelta(days=28):
         month = (month + timedelta(days=32)).replace(day=1)
-    while _month_end(month) <= scale.last_day:
+    while _month_end(month) <= last_day:
         found.append(month)
         month = (month + timedelta(days=32)).replace(day=1)
     return found
@@ -85,9 +93,9 @@ def _month_end(month: date) -> date:
     return (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
 
 
-async def trials(gateway: BenchGateway, scale: Scale) -> list[Trial]:
+async def trials(gateway: BenchGateway, first_day: date, last_day: date) -> list[Trial]:
     found = []
-    for month in months(scale):
+    for month in months(first_day, last_day):
         whole = {"from": month.isoformat(), "to": _month_end(month).isoformat()}
         for cut in CUTS:
             variables: dict[str, Any] = {
@@ -159,25 +167,91 @@ def months_table(found: list[Trial]) -> Table:
 
 async def run(scale: Scale, database_url: str, redis_url: str) -> list[Trial]:
     async with open_gateway(database_url, redis_url, scale.last_day, answer_cache=False) as gateway:
-        return await trials(gateway, scale)
+        return await trials(gateway, scale.first_day, scale.last_day)
+
+
+NOW_QUERY = """
+query Now($filter: UsageFilter!) {
+  usage(filter: $filter) {
+    monthEnd: forecast(horizon: MONTH_END) {
+      method inputDays from to actualSpend spend spendLow spendHigh requests requestsLow requestsHigh
+    }
+    next30: forecast(horizon: DAYS_30) { from to spend spendLow spendHigh }
+  }
+}"""
+
+
+async def run_demo(seed: int, database_url: str, redis_url: str) -> tuple[list[Trial], dict[str, Any]]:
+    """The demo data read through its LiteLLM as `make demo` reads it, on the demo's clock (today, after
+    midnight's days closed): the past months' trials, and this month's forecasts as of today."""
+    data = generate(seed)
+    today = datetime.now(UTC).date()
+    fill_directory(database_url, data)
+    store = LiteLLMStore(data.keys, data.users, data.rows, master_key=MASTER_KEY, tag_rows=data.tag_rows)
+    store.set_teams(data.teams)
+    with running_litellm(store) as litellm_url:
+        # pinned_clock(d) reads d + 3 days at midnight: today at 00:00, every earlier day closed.
+        async with open_gateway(
+            database_url,
+            redis_url,
+            today - timedelta(days=3),
+            answer_cache=False,
+            litellm_url=litellm_url,
+            litellm_master_key=MASTER_KEY,
+        ) as gateway:
+            first = today - timedelta(days=DEMO_DAYS - 1)
+            found = await trials(gateway, first, today - timedelta(days=1))
+            month = {"from": today.replace(day=1).isoformat(), "to": today.isoformat()}
+            now = await gateway.ask(NOW_QUERY, {"filter": month}, allowed_errors=UPSTREAM)
+    return found, now.data["usage"]
+
+
+def now_lines(now: dict[str, Any]) -> list[str]:
+    month, ahead = now["monthEnd"], now["next30"]
+    return [
+        f"This month as of today: actual {month['actualSpend']:,.2f}, projected total {month['spend']:,.2f}"
+        f" (band {month['spendLow']:,.2f} – {month['spendHigh']:,.2f}); requests {month['requests']:,.0f}"
+        f" ({month['requestsLow']:,.0f} – {month['requestsHigh']:,.0f}); forecast days {month['from']} to"
+        f" {month['to']}",
+        f"Next 30 days ({ahead['from']} to {ahead['to']}): {ahead['spend']:,.2f}"
+        f" ({ahead['spendLow']:,.2f} – {ahead['spendHigh']:,.2f})",
+        f"Method: {month['method']}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--data", choices=("reference", "demo"), default="reference")
     parser.add_argument("--scale", choices=("reference", "small"), default="reference")
+    parser.add_argument("--seed", type=int, default=7, help="the demo data's seed (--data demo)")
     parser.add_argument("--keep-data", type=Path, default=Path("var/bench/clusters"),
                         help="keep the filled cluster here, reused by the next run")  # fmt: skip
     parser.add_argument(
         "--no-keep-data", action="store_true", help="fill a temporary cluster, then delete it"
     )
     args = parser.parse_args(argv)
+    console = Console(width=max(Console().width, 120))  # the table's columns, unwrapped, in a log too
+    if args.data == "demo":
+        postgres = LocalPostgres().start()
+        redis = LocalRedis().start()
+        try:
+            apply_migrations(postgres.url)
+            found, now = asyncio.run(run_demo(args.seed, postgres.url, redis.url))
+        finally:
+            redis.stop()
+            postgres.stop()
+        console.print(summary_table(found, f"Forecast backtest: MONTH_END from day 7, 14 and 21, demo data"
+                                           f" (seed {args.seed}, {DEMO_DAYS} days up to today)"))  # fmt: skip
+        console.print(months_table(found))
+        for line in now_lines(now):
+            console.print(line)
+        return
     scale = Scale()
     if args.scale == "small":
         scale = replace(scale, users=scale.users // 10, keys=scale.keys // 10)
     keep = None if args.no_keep_data else args.keep_data.resolve()
-    console = Console(width=max(Console().width, 120))  # the table's columns, unwrapped, in a log too
     # A plan name of its own: `bench.run` deletes only stale clusters of its own plans, and so does this.
     with running_cluster(f"forecast-{args.scale}", {"data": scale}, keep) as cluster:
         redis = LocalRedis().start()

@@ -132,6 +132,12 @@ async def test_budgets_where_they_stand_ordered_and_paged(
         # The filter's ids choose related budgets: Bob, his key, and his key's team.
         bobs = await gw.data(QUERY, {"filter": {**MONTH, "userIds": ["bob"]}, "first": 10})
         assert [n["id"] for n in bobs["usage"]["budgets"]["nodes"]] == ["bob", "team-x", "key-b"]
+        by_key = await gw.data(QUERY, {"filter": {**MONTH, "apiKeyIds": ["key-a"]}, "first": 10})
+        assert [n["id"] for n in by_key["usage"]["budgets"]["nodes"]] == ["key-a", "team-x", "alice"]
+        by_team = await gw.data(QUERY, {"filter": {**MONTH, "teamIds": ["team-x"]}, "first": 10})
+        assert by_team["usage"]["budgets"]["totalCount"] == 5  # both keys are in it
+        none = await gw.data(QUERY, {"filter": {**MONTH, "teamIds": ["no-team"]}, "first": 10})
+        assert none["usage"]["budgets"]["totalCount"] == 0
         # An earlier `to` judges the budgets as of that day.
         early = await gw.data(QUERY, {"filter": {"from": "2026-11-01", "to": "2026-11-05"}, "first": 10})
         early_bob = next(n for n in early["usage"]["budgets"]["nodes"] if n["id"] == "bob")

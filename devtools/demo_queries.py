@@ -66,7 +66,23 @@ query UserDailySeries($from: Date!, $to: Date!, $userId: ID!) {
 }
 """
 
-EXAMPLES = "\n".join((DASHBOARD, TOP_USERS, USER_DAILY))
+BUDGETS = """\
+# Who will run out of budget this month, and when: LiteLLM budgets exceeded or projected to run out by the
+# end of their period (as of `to`), most used first.
+query BudgetsRunningOut($from: Date!, $to: Date!) {
+  usage(filter: {from: $from, to: $to}) {
+    budgets(first: 20) {
+      totalCount
+      nodes {
+        entity id name limit duration periodFrom periodTo
+        spend shareUsed dailyRate projectedRunOut status complete
+      }
+    }
+  }
+}
+"""
+
+EXAMPLES = "\n".join((DASHBOARD, TOP_USERS, USER_DAILY, BUDGETS))
 
 
 def example_variables(today: date, user_id: str, *, days: int = 30) -> dict[str, str]:

@@ -67,8 +67,8 @@ query UserDailySeries($from: Date!, $to: Date!, $userId: ID!) {
 """
 
 BUDGETS = """\
-# Who will run out of budget this month, and when: LiteLLM budgets exceeded or projected to run out by the
-# end of their period (as of `to`), most used first.
+# Who will run out of budget this month, and when: LiteLLM budgets as of `to`, most used first; `status`
+# says which are EXCEEDED or AT_RISK (projected to run out by `periodTo`, on `projectedRunOut`).
 query BudgetsRunningOut($from: Date!, $to: Date!) {
   usage(filter: {from: $from, to: $to}) {
     budgets(first: 20) {

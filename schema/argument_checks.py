@@ -188,6 +188,7 @@ def _check_plain(field: _Field, ctx: Context) -> None:
     if field.key == "Usage.anomalies":
         check_anomaly_arguments(
             None if field.under is None else field.under.tag,
+            None if field.under is None else field.under.date_from,
             arguments["dimension"].value,
             arguments["first"],
             arguments.get("after"),

@@ -203,7 +203,9 @@ async def test_a_user_sees_only_their_own_anomalies_and_movers(gw: Gateway) -> N
         (ANOMALIES, {"d": "USER", "min": -1.0}, "`minSpend` must be"),
         (ANOMALIES, {"d": "USER", "after": "bm90IGEgY3Vyc29y"}, "`after` is not a cursor"),
         (ANOMALIES, {"d": "USER", "f": {**F, "tag": "User-Agent:curl"}}, "under a `tag` filter"),
+        (ANOMALIES, {"d": "USER", "f": {"from": "0001-01-05", "to": "0001-01-06"}}, "days before `from`"),
         (MOVERS, {"d": "USER", "m": "SPEND", "first": -1}, "`first` must be between 0 and 500"),
+        (MOVERS, {"d": "USER", "m": "SPEND", "f": {"from": "0001-01-01", "to": "0001-01-02"}}, "no previous"),
         (MOVERS, {"d": "MODEL", "m": "SPEND", "after": "eyJjIjoibW92ZXJzIn0"}, "`after` is not a cursor"),
     ],
 )

@@ -58,18 +58,22 @@ class AnomalyPage:
 
 def check_arguments(
     tag: str | None,
+    start: date | None,
     dimension: Dimension,
     first: int,
     after: str | None,
     min_spend: float | None,
     ctx: Context,
 ) -> None:
-    """BadUserInput for arguments ``anomalies`` refuses, before anything runs (``tag``: the filter's)."""
+    """BadUserInput for arguments ``anomalies`` refuses, before anything runs (``tag`` and ``start``: the
+    filter's tag and first day, when known)."""
     check_first(first, ctx.limits)
     if after is not None:
         _after(after, dimension)
     if min_spend is not None and not (math.isfinite(min_spend) and min_spend >= 0):
         raise BadUserInput(f"`minSpend` must be a finite amount of at least 0, got {min_spend}")
+    if start is not None and start.toordinal() <= RULE.window_days:
+        raise BadUserInput(f"`anomalies` needs {RULE.window_days} days before `from` for its baselines")
     if tag is not None:
         raise BadUserInput(
             "`anomalies` cannot be found under a `tag` filter: tag activity counts a request once per tag"
@@ -120,7 +124,9 @@ async def anomalies(
     metric: AnomalyMetric | None,
 ) -> AnomalyPage:
     f = request.filter
-    check_arguments(None if f.tags is None else f.tags[0], dimension, first, after, min_spend, ctx)
+    check_arguments(
+        None if f.tags is None else f.tags[0], f.date_from, dimension, first, after, min_spend, ctx
+    )
     if dimension not in ANOMALY_DIMENSIONS:
         raise BadUserInput(f"no anomalies by {dimension.name}")
     # The baseline days before the range (the range's own are present already).

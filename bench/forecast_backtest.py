@@ -165,9 +165,23 @@ def months_table(found: list[Trial]) -> Table:
     return grid
 
 
-async def run(scale: Scale, database_url: str, redis_url: str) -> list[Trial]:
+FORECAST_ONLY = """
+query Forecast($filter: UsageFilter!) {
+  usage(filter: $filter) { forecast(horizon: MONTH_END) { spend spendLow spendHigh points { date spend } } }
+}"""
+
+
+async def timed(gateway: BenchGateway, last_day: date, repeat: int = 7) -> list[float]:
+    """Server times of the forecast of the data's last month from day 14, warm, answer cache off (ms)."""
+    month = (last_day - timedelta(days=13)).replace(day=1)
+    variables = {"filter": {"from": month.isoformat(), "to": month.replace(day=13).isoformat()}}
+    return [(await gateway.ask(FORECAST_ONLY, variables, allowed_errors=UPSTREAM)).ms for _ in range(repeat)]
+
+
+async def run(scale: Scale, database_url: str, redis_url: str) -> tuple[list[Trial], list[float]]:
     async with open_gateway(database_url, redis_url, scale.last_day, answer_cache=False) as gateway:
-        return await trials(gateway, scale.first_day, scale.last_day)
+        found = await trials(gateway, scale.first_day, scale.last_day)
+        return found, await timed(gateway, scale.last_day)
 
 
 NOW_QUERY = """
@@ -256,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     with running_cluster(f"forecast-{args.scale}", {"data": scale}, keep) as cluster:
         redis = LocalRedis().start()
         try:
-            found = asyncio.run(run(scale, cluster.datasets["data"].url, redis.url))
+            found, times = asyncio.run(run(scale, cluster.datasets["data"].url, redis.url))
         finally:
             redis.stop()
     title = (
@@ -265,6 +279,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     console.print(summary_table(found, title))
     console.print(months_table(found))
+    console.print(
+        f"One MONTH_END forecast (no filter, warm, answer cache off): median"
+        f" {statistics.median(times):.1f} ms, max {max(times):.1f} ms over {len(times)} requests, in process"
+    )
 
 
 if __name__ == "__main__":

@@ -551,7 +551,8 @@ async def test_the_backtest_runs_end_to_end(database_url: str, redis_url: str) -
     full window, its actual the month's facts."""
     scale = BenchScale(users=30, keys=60, models=10, days=92)
     fill_gateway(database_url, ReferenceData(scale))
-    found = await backtest(scale, database_url, redis_url)
+    found, times = await backtest(scale, database_url, redis_url)
+    assert len(times) == 7
     expected = months(scale.first_day, scale.last_day)
     assert [m.isoformat() for m in expected] == ["2026-09-01", "2026-10-01"]
     assert [(t.month, t.cut) for t in found] == [(m, c) for m in expected for c in CUTS]

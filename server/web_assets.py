@@ -24,7 +24,7 @@ from starlette.routing import Route
 # asks for no asset at all (modules importing each other by relative URL would need revalidation).
 DASHBOARD_SCRIPTS = (
     "format.js", "state.js", "api.js", "filters.js", "cards.js", "trend.js", "tables.js", "actions.js",
-    "app.js",
+    "insights.js", "app.js",
 )  # fmt: skip
 # Public name → path under node_modules (a third-party file) or under server/static (our own, "static:").
 ASSETS: dict[str, str] = {

@@ -9,6 +9,7 @@ Screenshots of the main view go to ``var/screenshots/`` (or ``$DASHBOARD_SCREENS
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import Browser, BrowserContext, Route, expect
 
 from tests.browser import PageLog, admin_token, launched_chromium, served_gateway
 from tests.test_cli_setup import cli
@@ -225,6 +226,68 @@ def assert_cards_match_the_api(board: Dashboard, demo: Demo, token: str, *, ever
         )
 
 
+BUDGETS = """
+query Budgets($filter: UsageFilter!) {
+  usage(filter: $filter) {
+    budgets(first: 10) { totalCount nodes { entity id status } }
+    exceeded: budgets(first: 1, status: EXCEEDED) { totalCount }
+    atRisk: budgets(first: 1, status: AT_RISK) { totalCount }
+  }
+}
+"""
+FORECAST = """
+query Forecast($filter: UsageFilter!) {
+  usage(filter: $filter) {
+    forecast(horizon: MONTH_END) { spend points { date spend spendLow spendHigh } }
+  }
+}
+"""
+ANOMALIES = """
+query Anomalies($filter: UsageFilter!) {
+  usage(filter: $filter) {
+    anomalies(dimension: USER, first: 10) {
+      totalCount nodes { id date filter { from to userIds apiKeyIds models teamIds providers } }
+    }
+  }
+}
+"""
+FORECAST_SETS = """() => Object.fromEntries(Chart.getChart("chart").data.datasets
+  .filter(set => set.forecastPart).map(set => [set.forecastPart, set.data.filter(v => v !== null)]))"""
+STATUS_TEXT = {"EXCEEDED": "Exceeded", "AT_RISK": "At risk", "OK": "On track"}
+
+
+def assert_insights_match_the_api(board: Dashboard, demo: Demo) -> None:
+    """Issue 17's sections: the budgets and the chart's forecast band are the API's for the view's filter."""
+    page = board.page
+    expect(page.locator("#budgets-panel")).to_have_attribute("data-state", "shown", timeout=VIEW_TIMEOUT)
+    usage = api(demo, demo.admin, BUDGETS, {"filter": board.filter()})["usage"]
+    budgets = usage["budgets"]
+    items = page.locator("#budgets li")
+    assert items.evaluate_all(
+        "items => items.map(i => [i.dataset.entity, i.dataset.id, i.dataset.status])"
+    ) == [[node["entity"], node["id"], node["status"]] for node in budgets["nodes"]]
+    texts = items.locator(".status-text").all_inner_texts()
+    assert [text.split(":")[0].split(" on ")[0] for text in texts] == [
+        STATUS_TEXT[node["status"]] for node in budgets["nodes"]
+    ]
+    summary = page.locator("#budgets-summary").inner_text()
+    assert summary.startswith(
+        f"{usage['exceeded']['totalCount']} exceeded, {usage['atRisk']['totalCount']} at risk"
+    )
+    assert f"of {budgets['totalCount']}" in summary
+
+    # The forecast band: the chart's lines are the API's points, labelled as a forecast with its method.
+    expect(page.locator("#forecast-note")).to_contain_text("Method:", timeout=VIEW_TIMEOUT)
+    expect(page.locator("#forecast-note")).to_contain_text("a projection, not data")
+    points = api(demo, demo.admin, FORECAST, {"filter": board.filter()})["usage"]["forecast"]["points"]
+    assert points
+    page.wait_for_function(f"() => ({FORECAST_SETS})().mid !== undefined")
+    sets = page.evaluate(FORECAST_SETS)
+    assert sets["mid"] == [point["spend"] for point in points]
+    assert sets["low"] == [point["spendLow"] for point in points]
+    assert sets["high"] == [point["spendHigh"] for point in points]
+
+
 @pytest.mark.slow
 def test_the_demo_link_signs_in_and_the_cards_show_the_api_numbers(browser: Browser, demo: Demo) -> None:
     board = open_dashboard(browser, demo)
@@ -249,6 +312,26 @@ def test_the_demo_link_signs_in_and_the_cards_show_the_api_numbers(browser: Brow
     assert len(dashboards) == 1
     assert '"tableUser":true' in dashboards[0]
     assert '"tableModel":false' in dashboards[0]
+    assert_insights_match_the_api(board, demo)
+
+    # An anomaly's link applies its filter (that user, that day) to the whole view.
+    anomalies = api(demo, demo.admin, ANOMALIES, {"filter": board.filter()})["usage"]["anomalies"]
+    assert anomalies["totalCount"] > 0  # the demo's data has some
+    expect(page.locator("#anomalies li")).to_have_count(len(anomalies["nodes"]), timeout=VIEW_TIMEOUT)
+    shown = page.locator("#anomalies li").evaluate_all(
+        "items => items.map(i => [i.dataset.id, i.dataset.date])"
+    )
+    assert shown == [[node["id"], node["date"]] for node in anomalies["nodes"]]
+    first = anomalies["nodes"][0]["filter"]
+    board.act(lambda: page.locator("#anomalies li a").first.click())
+    applied = board.filter()
+    assert {**first, "tag": None} == {name: applied[name] for name in (*first, "tag")}
+    totals = api(demo, demo.admin, CARDS, {"filter": applied})["usage"]["totals"]
+    assert Decimal(board.card("spend")[0]) == Decimal(totals["spendExact"])
+    assert int(board.card("requests")[0]) == totals["requests"]
+    page.go_back()
+    expect(page).to_have_url(demo.base + "/", timeout=VIEW_TIMEOUT)
+    board.wait_for_view(board.draws())
 
     # The link works once; the browser stays signed in on a reload.
     assert httpx.get(demo.link, timeout=30).status_code == 410
@@ -260,10 +343,28 @@ def test_the_demo_link_signs_in_and_the_cards_show_the_api_numbers(browser: Brow
     board.close()
 
 
+def wait_for_insights(board: Dashboard) -> None:
+    """Until every insight section is drawn: its list, or its note."""
+    for panel in ("budgets", "anomalies", "movers"):
+        expect(board.page.locator(f"#{panel}-panel")).to_have_attribute(
+            "data-state", re.compile("shown|note"), timeout=VIEW_TIMEOUT
+        )
+    expect(board.page.locator("#forecast-note")).to_be_visible(timeout=VIEW_TIMEOUT)
+
+
+def ask_for_fields_an_older_gateway_lacks(route: Route) -> None:
+    body = route.request.post_data or ""
+    if '"query Budgets' in body or '"query Forecast' in body:
+        body = body.replace("budgets(", "budgetsV0(").replace("forecast(", "forecastV0(")
+    route.fallback(post_data=body)
+
+
 @pytest.mark.slow
 def test_numbers_follow_the_viewers_locale_and_days_stay_utc_days(browser: Browser, demo: Demo) -> None:
     # Kiritimati is UTC+14: for most of the UTC day its calendar date is already tomorrow.
     board = open_dashboard(browser, demo, locale="de-DE", timezone_id="Pacific/Kiritimati")
+    # As an older gateway would, this one answers the budgets and the forecast with "no such field".
+    board.page.route("**/graphql", ask_for_fields_an_older_gateway_lacks)
     board.sign_in(demo, demo.admin)
     assert board.filter()["to"] == datetime.now(UTC).date().isoformat()
     assert_cards_match_the_api(board, demo, demo.admin)
@@ -273,6 +374,12 @@ def test_numbers_follow_the_viewers_locale_and_days_stay_utc_days(browser: Brows
     assert int(requests) >= 1000
     assert "." in requests_text
     expect(board.page.locator("#period")).to_contain_text("UTC days")
+    # Those sections hide themselves with a note; the chart has no forecast lines, the page no error.
+    for section in ("#budgets-note", "#forecast-note"):
+        expect(board.page.locator(section)).to_contain_text("not available from this gateway")
+    expect(board.page.locator("#budgets")).to_be_hidden()
+    assert board.page.evaluate(FORECAST_SETS) == {}
+    expect(board.page.locator("#anomalies-panel")).to_have_attribute("data-state", "shown")
     board.close()
 
 
@@ -282,9 +389,20 @@ def test_a_range_or_filter_change_updates_the_address_and_the_numbers(browser: B
     page = board.page
     thirty = board.card("spend")[0]
 
+    def operations() -> list[str]:
+        return [json.loads(body)["query"].split("(")[0].split()[-1] for body in board.graphql_bodies]
+
     requests_before = len(board.graphql_bodies)
     board.act(lambda: page.get_by_role("button", name="7 days").click())
-    assert len(board.graphql_bodies) == requests_before + 1  # one request per view change
+    # One request per view change; once it is drawn, one for each insight section whose filter changed.
+    expect(page.locator("#movers-panel")).to_have_attribute("aria-busy", "false", timeout=VIEW_TIMEOUT)
+    insights = ["Anomalies", "Budgets", "Forecast", "Movers"]
+    assert sorted(operations()[requests_before + 1 :]) == insights
+    assert operations()[requests_before] == "Dashboard"
+    requests_before = len(board.graphql_bodies)
+    board.act(lambda: page.get_by_role("button", name="Week", exact=True).click())
+    assert operations()[requests_before:] == ["Dashboard"]  # the insights' filter is unchanged
+    board.act(lambda: page.get_by_role("button", name="Day", exact=True).click())
     assert "range=7d" in page.url
     assert page.get_by_role("button", name="7 days").get_attribute("aria-pressed") == "true"
     assert Decimal(board.card("spend")[0]) < Decimal(thirty)
@@ -307,6 +425,11 @@ def test_a_range_or_filter_change_updates_the_address_and_the_numbers(browser: B
     assert board.filter()["models"] == [model]
     assert_cards_match_the_api(board, demo, demo.admin)
     expect(page.locator("#chips")).to_contain_text(model)
+    # Budgets are refused under a model filter: the section says why, and only it.
+    expect(page.locator("#budgets-note")).to_contain_text(
+        refusal(demo, BUDGETS, {"filter": board.filter()}), timeout=VIEW_TIMEOUT
+    )
+    expect(page.locator("#budgets")).to_be_hidden()
 
     # A click on a row of the users table filters on that user; keys then cascade from the user.
     board.act(lambda: page.locator("#table tbody tr").first.locator(".row-link").click())
@@ -393,7 +516,7 @@ def assert_table_matches_the_api(board: Dashboard, demo: Demo, tab: str) -> None
 
 
 def refusal(demo: Demo, query: str, variables: dict[str, Any]) -> str:
-    """The message of the API's one BAD_USER_INPUT error for ``query``."""
+    """The message of the API's first error for ``query``, all of them BAD_USER_INPUT."""
     body = httpx.post(
         demo.base + "/graphql",
         json={"query": query, "variables": variables},
@@ -401,9 +524,8 @@ def refusal(demo: Demo, query: str, variables: dict[str, Any]) -> str:
         timeout=120,
     ).json()
     assert body["data"] is None
-    [error] = body["errors"]
-    assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    message: str = error["message"]
+    assert {error["extensions"]["code"] for error in body["errors"]} == {"BAD_USER_INPUT"}
+    message: str = body["errors"][0]["message"]
     return message
 
 
@@ -622,6 +744,7 @@ def test_the_page_passes_axe_and_needs_no_other_origin(browser: Browser, demo: D
     # axe-core is injected as an inline script: the page's own policy forbids that, so the test lifts it.
     board = open_dashboard(browser, demo, viewport=VIEWPORTS[size], bypass_csp=True).sign_in(demo, demo.admin)
     page = board.page
+    wait_for_insights(board)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / f"dashboard-{size}.png"
     page.screenshot(path=shot, full_page=True)
@@ -649,6 +772,7 @@ def test_the_page_passes_axe_and_needs_no_other_origin(browser: Browser, demo: D
     page.add_script_tag(path=AXE)
     assert page.evaluate(AXE_RUN, WCAG_AA) == []
     board.sign_in(demo, demo.user)
+    wait_for_insights(board)
     page.add_script_tag(path=AXE)
     assert page.evaluate(AXE_RUN, WCAG_AA) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= VIEWPORTS[size]["width"]

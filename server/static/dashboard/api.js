@@ -84,6 +84,54 @@ UG.api = (function () {
     "}",
   ].join("\n");
 
+  // Issue 17's insights, each in its own request after the view is drawn: a gateway without one of these
+  // fields (or refusing it under the filter) refuses that request alone, and its section says so.
+  var BUDGETS = [
+    "query Budgets($filter: UsageFilter!, $first: Int!) {",
+    "  usage(filter: $filter) {",
+    "    budgets(first: $first) {",
+    "      totalCount",
+    "      nodes { entity id name limit limitExact duration periodFrom periodTo spend spendExact shareUsed dailyRate projectedRunOut status complete }",
+    "    }",
+    "    exceeded: budgets(first: 1, status: EXCEEDED) { totalCount }",
+    "    atRisk: budgets(first: 1, status: AT_RISK) { totalCount }",
+    "  }",
+    "}",
+  ].join("\n");
+  var FORECAST_FIELDS = "spend spendLow spendHigh requests requestsLow requestsHigh";
+  var FORECAST = [
+    "query Forecast($filter: UsageFilter!) {",
+    "  usage(filter: $filter) {",
+    "    forecast(horizon: MONTH_END) {",
+    "      horizon method inputFrom inputTo inputDays from to actualSpend " + FORECAST_FIELDS,
+    "      points { date " + FORECAST_FIELDS + " }",
+    "    }",
+    "  }",
+    "}",
+  ].join("\n");
+  var ANOMALIES = [
+    "query Anomalies($filter: UsageFilter!, $dimension: AnomalyDimension!, $first: Int!) {",
+    "  usage(filter: $filter) {",
+    "    anomalies(dimension: $dimension, first: $first) {",
+    "      totalCount skippedDays",
+    "      nodes {",
+    "        dimension id name date metric value baseline spread threshold size baselineDays",
+    "        filter { from to userIds apiKeyIds models teamIds providers }",
+    "      }",
+    "    }",
+    "  }",
+    "}",
+  ].join("\n");
+  var MOVERS = [
+    "query Movers($filter: UsageFilter!, $dimension: MoverDimension!, $first: Int!) {",
+    "  usage(filter: $filter) {",
+    "    movers(dimension: $dimension, first: $first, metric: SPEND) {",
+    "      totalCount nodes { dimension id name current previous change changeRelative status }",
+    "    }",
+    "  }",
+    "}",
+  ].join("\n");
+
   var VIEWER = "query Viewer { viewer { id roles } }";
   var OPTIONS = [
     "query FilterOptions($from: Date!, $to: Date!, $everyone: Boolean!, $optionTeams: [ID!]) {",
@@ -131,6 +179,10 @@ UG.api = (function () {
     dashboard: function (token, variables) { return send(token, DASHBOARD, variables); },
     breakdown: function (token, variables) { return send(token, BREAKDOWN, variables); },
     tags: function (token, variables) { return send(token, TAGS, variables); },
+    budgets: function (token, variables) { return send(token, BUDGETS, variables); },
+    forecast: function (token, variables) { return send(token, FORECAST, variables); },
+    anomalies: function (token, variables) { return send(token, ANOMALIES, variables); },
+    movers: function (token, variables) { return send(token, MOVERS, variables); },
     refreshToday: function (token) { return send(token, REFRESH); },
     exportUsage: function (token, filter, format) { return send(token, EXPORT, { filter: filter, format: format }); },
     exportProgress: function (token, id) { return send(token, EXPORT_PROGRESS, { id: id }); },

@@ -28,6 +28,7 @@
   var cursors = []; // the `after` of each earlier page, for Previous
   var sequence = 0;
   var draws = 0;
+  var shown = null; // the last drawn usage and its filter, for redrawing the chart with a forecast
 
   function stored(name) {
     try { return window.localStorage.getItem(name); } catch (error) { return null; }
@@ -61,6 +62,8 @@
     optionsFor = "";
     tags = null;
     tagsFor = "";
+    shown = null;
+    UG.insights.forget();
     showSignIn(message);
   }
 
@@ -101,6 +104,8 @@
     if (!everyone()) {
       next.users = [];
       if (next.table === "user" || next.table === "provider") next.table = "model";
+      if (next.anomalies === "USER") next.anomalies = "API_KEY";
+      if (next.movers === "USER") next.movers = "API_KEY";
     }
     return next;
   }
@@ -167,7 +172,7 @@
       }
       $("main").classList.toggle("stale", !(answer.data && answer.data.usage));
       if (answer.data && answer.data.usage) {
-        draw(answer.data, days, !separate);
+        draw(answer.data, days, !separate, variables.filter);
         drawn = true;
       }
     }, function (error) {
@@ -193,7 +198,24 @@
       draws += 1;
       document.documentElement.setAttribute("data-draws", String(draws));
       if (draws === 1) performance.mark("first-view");
+      loadInsights(variables.filter);
     });
+  }
+
+  // Budgets, forecast, anomalies and movers: after the view is drawn, each asked for only when changed.
+  function loadInsights(filter) {
+    UG.insights.load(token, filter, {
+      view: function () { return view; },
+      open: function (next) { cursors = []; load(next, true); },
+      redraw: function () { if (shown) UG.trend.draw($("chart"), shown.usage, view, UG.insights.current(shown.filter)); },
+    });
+  }
+
+  // A change that only an insight section depends on: the address follows, the view is not asked again.
+  function amend(changes) {
+    view = allowed(Object.assign({}, view, changes));
+    history.pushState(null, "", window.location.pathname + UG.state.search(view));
+    if (shown) loadInsights(shown.filter);
   }
 
   function notify(errors, warnings) {
@@ -220,6 +242,8 @@
     press("granularity", "data-granularity", view.granularity);
     press("tabs", "data-table", view.table);
     $("stack").value = view.stack;
+    $("anomalies-by").value = view.anomalies;
+    $("movers-by").value = view.movers;
     $("custom").hidden = view.range !== "custom";
     $("custom-from").value = days.from;
     $("custom-to").value = days.to;
@@ -314,15 +338,16 @@
   }
 
   // `withTable`: the table came in the same answer (else its own request draws it).
-  function draw(data, days, withTable) {
+  function draw(data, days, withTable, filter) {
     var usage = data.usage;
+    shown = { usage: usage, filter: filter };
     var viewer = data.viewer;
     $("viewer").textContent = viewer.id + " · " + viewer.roles.map(function (r) { return r.toLowerCase().replace("_", " "); }).join(", ");
     var length = UG.state.length(days);
     $("period").textContent = f.span(usage.from, usage.to) + " · " + f.integer(length) + (length === 1 ? " UTC day" : " UTC days");
     drawFreshness(usage.freshness);
     UG.cards.draw($("cards"), usage, everyone(), length);
-    UG.trend.draw($("chart"), usage, view);
+    UG.trend.draw($("chart"), usage, view, UG.insights.current(filter));
     if (withTable) drawTable(usage);
   }
 
@@ -397,6 +422,8 @@
       if (button) go({ granularity: button.getAttribute("data-granularity"), after: view.after });
     });
     $("stack").addEventListener("change", function () { go({ stack: $("stack").value, after: view.after }); });
+    $("anomalies-by").addEventListener("change", function () { amend({ anomalies: $("anomalies-by").value }); });
+    $("movers-by").addEventListener("change", function () { amend({ movers: $("movers-by").value }); });
     $("tabs").addEventListener("click", function (event) {
       var button = event.target.closest("button[data-table]");
       if (button && button.getAttribute("data-table") !== view.table) go({ table: button.getAttribute("data-table") });

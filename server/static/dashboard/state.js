@@ -5,7 +5,7 @@ UG.state = (function () {
   var DEFAULTS = {
     range: "30d", from: "", to: "", users: [], keys: [], models: [], providers: [], teams: [], tag: "",
     metric: "spend", granularity: "DAY", stack: "none", table: "user", sort: "SPEND", direction: "DESC",
-    after: "",
+    after: "", anomalies: "USER", movers: "USER",
   };
   var LISTS = { users: "user", keys: "key", models: "model", providers: "provider", teams: "team" };
   var SCALARS = {
@@ -16,6 +16,8 @@ UG.state = (function () {
     table: ["user", "model", "provider", "key", "team", "tag", "modelGroup", "endpoint", "mcp"],
     sort: ["SPEND", "REQUESTS", "TOTAL_TOKENS", "FAILED_REQUESTS"],
     direction: ["ASC", "DESC"],
+    anomalies: ["USER", "API_KEY", "MODEL", "TEAM"],
+    movers: ["USER", "API_KEY", "MODEL", "PROVIDER", "TEAM"],
   };
   var ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
 

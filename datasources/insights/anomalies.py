@@ -173,14 +173,12 @@ async def find_anomalies(
             if today is None:
                 continue
             for metric in wanted:
-                if metric is AnomalyMetric.SPEND:
-                    value: float | None = spends[i]
-                    inputs = spends[first:i]
-                else:
-                    value = rates[i]
-                    inputs = [rate for rate in rates[first:i] if rate is not None]
-                if value is None:
+                spend_metric = metric is AnomalyMetric.SPEND
+                value = spends[i] if spend_metric else rates[i]
+                # Under any threshold (values are never negative): spare building the baseline.
+                if value is None or value <= rule.k * rule.floor(metric):
                     continue
+                inputs = spends[first:i] if spend_metric else [r for r in rates[first:i] if r is not None]
                 anomaly = _check(value, inputs, metric, rule)
                 if anomaly is None:
                     continue
@@ -232,7 +230,7 @@ def _check(value: float, inputs: Sequence[float], metric: AnomalyMetric, rule: R
     """The figures of ``value`` against the baseline ``inputs``, if the rule flags it."""
     floor = rule.floor(metric)
     if value <= rule.k * floor or len(inputs) < rule.min_baseline_days:
-        return None  # under any threshold (values are never negative), or too little history
+        return None  # under any threshold, or too little history
     baseline = _median(inputs)
     # A cheap bound first: the spread is at least its floors, so most days stop here.
     if value <= baseline + rule.k * max(rule.relative_floor * baseline, floor):

@@ -223,3 +223,41 @@ async def test_budget_spend_rate_and_status_follow_the_facts(
         subday = budget.duration in ("12h", "45m", "bogus")
         if subday or (budget.duration is not None and budget.reset_at and budget.reset_at.hour):
             assert not got.complete
+
+
+async def test_reaching_the_limit_exactly_is_exceeded_on_that_day(db: Database) -> None:
+    day = BASE + timedelta(days=3)
+    rows = [
+        Fact(
+            date=day + timedelta(days=n),
+            api_key=KEYS[0],
+            litellm_user_id="u1",
+            model="gpt-4o",
+            provider="openai",
+            user_id="alice",
+            spend=Decimal(spend),
+            prompt_tokens=0,
+            completion_tokens=0,
+            cache_read_input_tokens=0,
+            cache_creation_input_tokens=0,
+            total_tokens=0,
+            api_requests=1,
+            successful_requests=1,
+            failed_requests=0,
+            total_response_time_ms=0,
+            timed_requests=0,
+            team_id="team-a",
+        )
+        for n, spend in enumerate(["0.5", "0.25", "0.25", "3"])
+    ]
+    await replace_facts(db, rows)
+    await write_days(db, ["closed"] * DAYS)
+    budget = BudgetSetting(
+        BudgetEntity.USER, "alice", "alice", None, Decimal(1), "1mo", None, None, None, None
+    )
+    [state] = await states(db, [budget], day + timedelta(days=3), day + timedelta(days=4))
+    assert (state.spend, state.status, state.run_out) == (
+        Decimal(4),
+        BudgetStatus.EXCEEDED,
+        day + timedelta(days=2),
+    )

@@ -24,10 +24,10 @@ budget, the day its spend first reached the limit.
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -136,27 +136,22 @@ def current_period(duration: str | None, reset_at: datetime | None, as_of: date,
     return Period(start, end, aligned)
 
 
-def run_out(
-    limit: Decimal, daily: Mapping[date, Decimal], period: Period, as_of: date, rate: Decimal
-) -> tuple[Decimal, date | None, BudgetStatus]:
-    """(spend, run-out day, status) of a budget: the period's spend up to ``as_of`` from ``daily`` (the
-    entity's spend by day), and the module docstring's rule. A limit of 0 is exceeded from the start."""
-    spend = Decimal(0)
-    crossed: date | None = None
-    for day in sorted(d for d in daily if period.start <= d <= min(period.end, as_of)):
-        spend += daily[day]
-        if crossed is None and spend >= limit:
-            crossed = day
+def judge(
+    limit: Decimal, spend: Decimal, crossed: date | None, period: Period, as_of: date, rate: Decimal
+) -> tuple[date | None, BudgetStatus]:
+    """(run-out day, status) of a budget whose period spend up to ``as_of`` is ``spend`` and first reached
+    the limit on ``crossed`` (if it did), by the module docstring's rule. A limit of 0 is exceeded from
+    the start."""
     if limit <= 0:
-        return spend, period.start, BudgetStatus.EXCEEDED
+        return period.start, BudgetStatus.EXCEEDED
     if crossed is not None:
-        return spend, crossed, BudgetStatus.EXCEEDED
+        return crossed, BudgetStatus.EXCEEDED
     if rate <= 0:
-        return spend, None, BudgetStatus.OK
+        return None, BudgetStatus.OK
     day = as_of + timedelta(days=math.ceil((limit - spend) / rate))
     if day > period.end:
-        return spend, None, BudgetStatus.OK
-    return spend, day, BudgetStatus.AT_RISK
+        return None, BudgetStatus.OK
+    return day, BudgetStatus.AT_RISK
 
 
 # -- reading ------------------------------------------------------------------------------------------
@@ -233,53 +228,78 @@ async def settings(db: Database, scope: Scope) -> list[BudgetSetting]:
     return [setting for setting in found if _matches(setting, scope, keys)]
 
 
-_DAILY = """
-WITH b(idx, entity_id, start_day, end_day) AS (
-    SELECT * FROM unnest(%(idx)s::int[], %(ids)s::text[], %(starts)s::date[], %(ends)s::date[])
+# Per budget: its daily sums from ``first_day`` (its period's start or the rate window's, the earlier) to
+# the as-of day, then the period's spend, the rate days' spend and the first day the period's running sum
+# reached the limit; one row per budget with facts.
+_SUMMARY = """
+WITH b(idx, entity, entity_id, first_day, period_start, lim) AS (
+    SELECT * FROM unnest(%(idx)s::int[], %(entities)s::text[], %(ids)s::text[], %(firsts)s::date[],
+                         %(starts)s::date[], %(limits)s::numeric[])
+), daily(idx, date, spend) AS (
+    SELECT b.idx, f.date, sum(f.spend) FROM b JOIN usage_facts f
+        ON f.api_key = b.entity_id AND f.date BETWEEN b.first_day AND %(as_of)s
+     WHERE b.entity = 'API_KEY' GROUP BY 1, 2
+    UNION ALL
+    SELECT b.idx, f.date, sum(f.spend) FROM b JOIN usage_facts f
+        ON f.user_id = b.entity_id AND f.date BETWEEN b.first_day AND %(as_of)s
+     WHERE b.entity = 'USER' GROUP BY 1, 2
+    UNION ALL
+    SELECT b.idx, f.date, sum(f.spend) FROM b JOIN usage_facts f
+        ON f.team_id = b.entity_id AND f.date BETWEEN b.first_day AND %(as_of)s
+     WHERE b.entity = 'TEAM' GROUP BY 1, 2
+), running AS (
+    SELECT d.idx, d.date, d.spend, b.period_start, b.lim,
+           sum(CASE WHEN d.date >= b.period_start THEN d.spend ELSE 0 END)
+               OVER (PARTITION BY d.idx ORDER BY d.date) AS so_far
+      FROM daily d JOIN b ON b.idx = d.idx
 )
-SELECT b.idx, f.date, sum(f.spend) FROM b JOIN usage_facts f
-    ON f.api_key = b.entity_id AND f.date BETWEEN b.start_day AND b.end_day
- WHERE b.idx = ANY(%(keys)s) GROUP BY 1, 2
-UNION ALL
-SELECT b.idx, f.date, sum(f.spend) FROM b JOIN usage_facts f
-    ON f.user_id = b.entity_id AND f.date BETWEEN b.start_day AND b.end_day
- WHERE b.idx = ANY(%(users)s) GROUP BY 1, 2
-UNION ALL
-SELECT b.idx, f.date, sum(f.spend) FROM b JOIN usage_facts f
-    ON f.team_id = b.entity_id AND f.date BETWEEN b.start_day AND b.end_day
- WHERE b.idx = ANY(%(teams)s) GROUP BY 1, 2
+SELECT idx,
+       coalesce(sum(spend) FILTER (WHERE date >= period_start), 0),
+       coalesce(sum(spend) FILTER (WHERE date = ANY(%(rate_days)s::date[])), 0),
+       min(date) FILTER (WHERE date >= period_start AND so_far >= lim)
+  FROM running GROUP BY idx
 """
 
 
-async def daily_spend(
-    db: Database, budgets: Sequence[tuple[BudgetSetting, date, date]]
-) -> list[dict[date, Decimal]]:
-    """Each budget's spend by day over its (start, end) days, in one statement."""
-    by_entity: dict[BudgetEntity, list[int]] = defaultdict(list)
-    for index, (setting, _, _) in enumerate(budgets):
-        by_entity[setting.entity].append(index)
+@dataclass(frozen=True)
+class Summary:
+    spend: Decimal  # in the period, up to the as-of day
+    rate_spend: Decimal  # on the rate days
+    crossed: date | None  # the first day the period's spend reached the limit
+
+
+async def summaries(
+    db: Database,
+    budgets: Sequence[tuple[BudgetSetting, Period]],
+    as_of: date,
+    rate_from: date,
+    rate_days: Sequence[date],
+) -> list[Summary]:
+    """Each budget's :class:`Summary`, in one statement."""
     params = {
         "idx": list(range(len(budgets))),
-        "ids": [setting.entity_id for setting, _, _ in budgets],
-        "starts": [start for _, start, _ in budgets],
-        "ends": [end for _, _, end in budgets],
-        "keys": by_entity[BudgetEntity.API_KEY],
-        "users": by_entity[BudgetEntity.USER],
-        "teams": by_entity[BudgetEntity.TEAM],
+        "entities": [setting.entity.value for setting, _ in budgets],
+        "ids": [setting.entity_id for setting, _ in budgets],
+        "firsts": [min(period.start, rate_from) for _, period in budgets],
+        "starts": [period.start for _, period in budgets],
+        "limits": [setting.limit for setting, _ in budgets],
+        "as_of": as_of,
+        "rate_days": list(rate_days),
     }
-    found: list[dict[date, Decimal]] = [{} for _ in budgets]
+    found = [Summary(Decimal(0), Decimal(0), None) for _ in budgets]
     if budgets:
-        for index, day, spend in await db.fetch_all(_DAILY, params):
-            found[index][day] = spend
+        for index, spend, rate_spend, crossed in await db.fetch_all(_SUMMARY, params):
+            found[index] = Summary(spend, rate_spend, crossed)
     return found
 
 
-async def day_states(db: Database, start: date, end: date) -> tuple[set[date], list[date]]:
-    """(the verified stored days, the closed verified days newest first) from ``start`` to ``end``."""
+async def day_states(db: Database, start: date, end: date) -> tuple[list[date], list[date]]:
+    """(the verified stored days in order, the closed verified days newest first) from ``start`` to
+    ``end``."""
     rows = await db.fetch_all(
         "SELECT date, status FROM usage_days WHERE verified AND date BETWEEN %s AND %s", (start, end)
     )
-    verified = {row[0] for row in rows}
+    verified = sorted(row[0] for row in rows)
     closed = sorted((row[0] for row in rows if row[1] == "closed"), reverse=True)
     return verified, closed
 
@@ -289,7 +309,8 @@ async def first_stored_day(db: Database) -> date | None:
     return row[0] if row else None
 
 
-def _complete(setting: BudgetSetting, period: Period, as_of: date, verified: Iterable[date]) -> bool:
+def _complete(setting: BudgetSetting, period: Period, as_of: date, verified: Sequence[date]) -> bool:
+    """``verified``: the verified stored days, sorted."""
     if not period.exact:
         return False
     start = period.start
@@ -298,8 +319,8 @@ def _complete(setting: BudgetSetting, period: Period, as_of: date, verified: Ite
             return False  # spend before the first stored day cannot be told
         start = setting.created_at.astimezone(UTC).date()
     needed = (as_of - start).days + 1
-    present = {d for d in verified if start <= d <= as_of}
-    return len(present) >= needed
+    present = bisect.bisect_right(verified, as_of) - bisect.bisect_left(verified, start)
+    return present >= needed
 
 
 def reads_from(found: Sequence[BudgetSetting], as_of: date) -> date:
@@ -320,17 +341,15 @@ async def states(db: Database, found: Sequence[BudgetSetting], as_of: date, toda
     earliest = min(min(p.start for p in periods), rate_from)
     verified, closed = await day_states(db, earliest, as_of)
     rate_days = [d for d in closed if d >= rate_from and d < today][:RATE_DAYS]
-    daily = await daily_spend(
-        db, [(s, min(p.start, rate_from), as_of) for s, p in zip(found, periods, strict=True)]
-    )
+    pairs = list(zip(found, periods, strict=True))
     out = []
-    for setting, period, spend_by_day in zip(found, periods, daily, strict=True):
-        rate = (
-            sum((spend_by_day.get(d, Decimal(0)) for d in rate_days), Decimal(0)) / len(rate_days)
-            if rate_days
-            else Decimal(0)
-        )
-        spend, day, status = run_out(setting.limit, spend_by_day, period, as_of, rate)
+    for (setting, period), summary in zip(
+        pairs, await summaries(db, pairs, as_of, rate_from, rate_days), strict=True
+    ):
+        rate = summary.rate_spend / len(rate_days) if rate_days else Decimal(0)
+        day, status = judge(setting.limit, summary.spend, summary.crossed, period, as_of, rate)
         complete = _complete(setting, period, as_of, verified)
-        out.append(BudgetState(setting, period, as_of, spend, rate, len(rate_days), day, status, complete))
+        out.append(
+            BudgetState(setting, period, as_of, summary.spend, rate, len(rate_days), day, status, complete)
+        )
     return out

@@ -4,6 +4,7 @@ scope, and arguments refused before anything runs."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -234,3 +235,32 @@ async def test_a_cursor_of_another_dimension_is_refused(gw: Gateway) -> None:
     # And on its own connection it pages on: nothing after the only anomaly.
     rest = await gw.data(ANOMALIES, variables("USER", first=1, after=cursor))
     assert rest["usage"]["anomalies"]["nodes"] == []
+
+
+async def test_anomalies_page_through_in_order(gw: Gateway) -> None:
+    """dave, steady at 10 a day, spends 50, 80 and 120 on three days of the range: with alice's spike, four
+    anomalies, the same one by one through the cursors as all at once, by size descending."""
+    spikes = {START: 50, START + timedelta(days=1): 120, START + timedelta(days=5): 80}
+    dave = [
+        make_fact(FIRST_STORED + timedelta(days=n), user_id="dave", api_key="raw:dave", model="claude-3")
+        for n in range((END - FIRST_STORED).days + 1)
+    ]
+    dave = [replace(fact, spend=Decimal(spikes.get(fact.date, 10))) for fact in dave]
+    await replace_facts(gw.db, [*history(), *dave])
+    whole = (await gw.data(ANOMALIES, variables("USER")))["usage"]["anomalies"]
+    # dave's spread grows with his own spikes (the mean absolute deviation): 1, then 40/28, then 150/28.
+    assert [(n["id"], n["value"], n["spread"]) for n in whole["nodes"]] == [
+        ("alice", 100.0, 1.0),
+        ("dave", 120.0, 40 / 28),
+        ("dave", 50.0, 1.0),
+        ("dave", 80.0, 150 / 28),
+    ]
+    seen, after = [], None
+    while True:
+        page = (await gw.data(ANOMALIES, variables("USER", first=1, after=after)))["usage"]["anomalies"]
+        assert page["totalCount"] == 4
+        seen += page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == whole["nodes"]

@@ -434,6 +434,7 @@ def alerts_command(once: bool, dry_run: bool) -> None:
             resources.days.today(),
             settings.alert_budget_thresholds,
             settings.alert_anomaly_days,
+            settings.max_range_days,
         )
         if dry_run or url is None:
             return await alerts.pending(resources.db, found)

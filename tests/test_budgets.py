@@ -34,7 +34,14 @@ ENTITIES = {
     BudgetEntity.USER: ("user_id", ("alice", "bob")),
     BudgetEntity.TEAM: ("team_id", ("team-a", "Team-B")),
 }
-DURATIONS = ("1d", "7d", "14d", "30d", "1mo", "2mo", "2w", "12h", "45m", "bogus", None)
+UNTOLD = (
+    "12h",
+    "45m",
+    "bogus",
+    "99999999d",
+    "99999999999mo",
+)  # finer than a day, unreadable, off the calendar
+DURATIONS = ("1d", "7d", "14d", "30d", "1mo", "2mo", "2w", *UNTOLD, None)
 
 examples = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -120,7 +127,7 @@ def check_period(budget: BudgetSetting, start: date, end: date, as_of: date) -> 
     if duration is None:
         assert end == date(as_of.year, as_of.month, calendar.monthrange(as_of.year, as_of.month)[1])
         return
-    if duration in ("12h", "45m", "bogus"):
+    if duration in UNTOLD:
         assert start == end == as_of
         return
     reset_day = budget.reset_at.date() if budget.reset_at else None
@@ -220,7 +227,7 @@ async def test_budget_spend_rate_and_status_follow_the_facts(
         if period.lifetime:
             expected = expected and budget.created_at is not None and budget.created_at.date() >= period.start
         assert got.complete is expected
-        subday = budget.duration in ("12h", "45m", "bogus")
+        subday = budget.duration in UNTOLD
         if subday or (budget.duration is not None and budget.reset_at and budget.reset_at.hour):
             assert not got.complete
 

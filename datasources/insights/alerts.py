@@ -161,12 +161,18 @@ async def _names(db: Database, dimension: Dimension, keys: list[str]) -> dict[st
 
 
 async def evaluate(
-    db: Database, days: DayCache | None, today: date, thresholds: Sequence[int], anomaly_days: int
+    db: Database,
+    days: DayCache | None,
+    today: date,
+    thresholds: Sequence[int],
+    anomaly_days: int,
+    max_days: int = 400,
 ) -> list[Alert]:
-    """Every alert that holds today (sent or not). With ``days``, the days read are made present first."""
+    """Every alert that holds today (sent or not). With ``days``, the days read (at most ``max_days``) are
+    made present first."""
     found = await budgets.settings(db, Scope(None, None, None, tuple(BudgetEntity)))
     if days is not None and found:
-        await days.ensure(budgets.reads_from(found, today), today)
+        await days.ensure(budgets.reads_from(found, today, max_days), today)
     out = budget_alerts(await budgets.states(db, found, today, today), thresholds)
     if anomaly_days > 0:
         checked = FactFilter(today - timedelta(days=anomaly_days), today - timedelta(days=1))

@@ -115,7 +115,15 @@ def _months(as_of: date, count: int, anchor: date | None) -> tuple[date, date]:
 
 def current_period(duration: str | None, reset_at: datetime | None, as_of: date, first_day: date) -> Period:
     """The period of a budget holding ``as_of`` (see the module docstring); ``first_day`` is the first
-    stored day (a lifetime budget's start)."""
+    stored day (a lifetime budget's start). A period reaching past the calendar (a duration of millions of
+    days) cannot be told either: the as-of day alone, incomplete."""
+    try:
+        return _period(duration, reset_at, as_of, first_day)
+    except (OverflowError, ValueError):
+        return Period(as_of, as_of, False)
+
+
+def _period(duration: str | None, reset_at: datetime | None, as_of: date, first_day: date) -> Period:
     if duration is None:
         end = date(as_of.year, as_of.month, calendar.monthrange(as_of.year, as_of.month)[1])
         return Period(min(first_day, as_of), end, True, lifetime=True)
@@ -323,12 +331,14 @@ def _complete(setting: BudgetSetting, period: Period, as_of: date, verified: Seq
     return present >= needed
 
 
-def reads_from(found: Sequence[BudgetSetting], as_of: date) -> date:
-    """The first day the budgets' bounded periods and the rate read (lifetime budgets read only what is
-    stored)."""
+def reads_from(found: Sequence[BudgetSetting], as_of: date, max_days: int) -> date:
+    """The first day the budgets' bounded periods and the rate read, at most ``max_days`` days up to
+    ``as_of`` (the days worth making present; lifetime budgets read only what is stored)."""
     periods = [current_period(s.duration, s.reset_at, as_of, as_of) for s in found]
     starts = [p.start for p in periods if not p.lifetime]
-    return min([*starts, as_of - timedelta(days=RATE_LOOKBACK_DAYS)])
+    return max(
+        min([*starts, as_of - timedelta(days=RATE_LOOKBACK_DAYS)]), as_of - timedelta(days=max_days - 1)
+    )
 
 
 async def states(db: Database, found: Sequence[BudgetSetting], as_of: date, today: date) -> list[BudgetState]:

@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, replace
-from datetime import timedelta
 
 from usage_gateway.datasources.directory.budgets import BudgetEntity
 from usage_gateway.datasources.insights import budgets as data
@@ -101,7 +100,7 @@ async def budgets(
     today = ctx.days.today()
     as_of = min(f.date_to, today)
     if found:
-        start = max(data.reads_from(found, as_of), as_of - timedelta(days=ctx.limits.max_range_days - 1))
+        start = data.reads_from(found, as_of, ctx.limits.max_range_days)
         await ensure_days(ctx, replace(f, tags=None), start, as_of)
     states = await data.states(ctx.db, found, as_of, today)
     if status is not None:

@@ -46,6 +46,13 @@ from usage_gateway.datasources.facts.vocabulary import Dimension, FactFilter
 
 # The dimensions anomalies are found for (a provider is not an entity anyone budgets or owns).
 ANOMALY_DIMENSIONS = (Dimension.USER, Dimension.API_KEY, Dimension.MODEL, Dimension.TEAM)
+# The day rollups holding one row per day and entity of a dimension (migrations 0004, 0013): read
+# as they are, without grouping again.
+_TRUE = sql.SQL("true")
+_DAY_ROLLUPS = {
+    Dimension.USER: sql.Identifier("usage_user_days"),
+    Dimension.TEAM: sql.Identifier("usage_team_days"),
+}
 
 
 class AnomalyMetric(StrEnum):
@@ -276,21 +283,36 @@ async def _daily_series(
             sql.SQL("(requests >= %(min_requests)s AND failed * 100 > requests * %(least_rate_percent)s)")
         )
     enough = sql.SQL("true") if min_spend is None else sql.SQL("spend >= %(min_spend)s")
+    key = sql.Identifier(dimension.value)
+    source = source_for(f, (dimension,), active_counts=False)
+    conditions = filter_clause(f, params)
+
+    def daily(dates: sql.Composable, only: sql.Composable = _TRUE) -> sql.Composable:
+        """The filter's daily sums per entity on ``dates`` (of the entities ``only`` keeps) as ``(key, date,
+        spend, requests, failed)``."""
+        if source == _DAY_ROLLUPS.get(dimension):  # a row per day and entity already
+            return sql.SQL(
+                "(SELECT {key} AS key, date, spend, api_requests AS requests, failed_requests AS failed"
+                " FROM {source} WHERE {dates} AND {conditions} AND {only})"
+            ).format(key=key, source=source, dates=dates, conditions=conditions, only=only)
+        return sql.SQL(
+            "(SELECT {key} AS key, date, sum(spend) AS spend, sum(api_requests) AS requests,"
+            " sum(failed_requests) AS failed FROM {source} WHERE {dates} AND {conditions} AND {only}"
+            " GROUP BY date, {key})"
+        ).format(key=key, source=source, dates=dates, conditions=conditions, only=only)
+
     # Two passes: the entities with a day that could pass (the checked days alone), then their series
     # (through the (entity, date) indexes). Grouping by date first lets Postgres walk the facts' key.
     query = sql.SQL(
-        "WITH candidates AS MATERIALIZED (SELECT DISTINCT key FROM ("
-        " SELECT {key} AS key, sum(spend) AS spend, sum(api_requests) AS requests,"
-        " sum(failed_requests) AS failed FROM {source}"
-        " WHERE date = ANY(%(checked)s::date[]) AND {conditions} GROUP BY date, {key}) AS day"
-        " WHERE {enough} AND ({could}))"
-        " SELECT {key}, date, sum(spend)::float8, sum(spend)::text, sum(api_requests), sum(failed_requests)"
-        " FROM {source} WHERE date BETWEEN %(start)s AND %(end)s AND date = ANY(%(days)s::date[])"
-        " AND {conditions} AND {key} IN (SELECT key FROM candidates) GROUP BY date, {key}"
+        "WITH candidates AS MATERIALIZED ("
+        " SELECT DISTINCT key FROM {checked} AS day WHERE {enough} AND ({could}))"
+        " SELECT key, date, spend::float8, spend::text, requests, failed FROM {every} AS day"
     ).format(
-        key=sql.Identifier(dimension.value),
-        source=source_for(f, (dimension,), active_counts=False),
-        conditions=filter_clause(f, params),
+        checked=daily(sql.SQL("date = ANY(%(checked)s::date[])")),
+        every=daily(
+            sql.SQL("date BETWEEN %(start)s AND %(end)s AND date = ANY(%(days)s::date[])"),
+            sql.SQL("{} IN (SELECT key FROM candidates)").format(key),
+        ),
         enough=enough,
         could=sql.SQL(" OR ").join(could),
     )

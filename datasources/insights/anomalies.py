@@ -269,11 +269,12 @@ async def _daily_series(
         "end": days[-1],
         "days": days,
         "checked": checked,
-        # Looser than the rule (4 for 5 × $1, 4 % for 5 × 1 %), so rounding never leaves a day out.
-        "least_spend": Decimal(repr(rule.k * rule.spend_floor * 0.8)),
-        "least_rate_percent": Decimal(repr(rule.k * rule.rate_floor * 80)),
+        # Looser than the rule (4 for 5 × $1, 4 % for 5 × 1 %, minSpend less a billionth), so neither
+        # rounding nor the candidates' sums in double precision ever leave a day out.
+        "least_spend": rule.k * rule.spend_floor * 0.8,
+        "least_rate_percent": rule.k * rule.rate_floor * 80,
         "min_requests": rule.min_requests,
-        "min_spend": min_spend,
+        "min_spend": None if min_spend is None else float(min_spend) * (1 - 1e-9) - 1e-9,
     }
     could: list[sql.Composable] = []
     if AnomalyMetric.SPEND in metrics:
@@ -287,19 +288,26 @@ async def _daily_series(
     source = source_for(f, (dimension,), active_counts=False)
     conditions = filter_clause(f, params)
 
-    def daily(dates: sql.Composable, only: sql.Composable = _TRUE) -> sql.Composable:
+    def daily(dates: sql.Composable, only: sql.Composable = _TRUE, *, exact: bool = True) -> sql.Composable:
         """The filter's daily sums per entity on ``dates`` (of the entities ``only`` keeps) as ``(key, date,
-        spend, requests, failed)``."""
+        spend, requests, failed)``; not ``exact``: summed in double precision (a smaller hash table)."""
         if source == _DAY_ROLLUPS.get(dimension):  # a row per day and entity already
             return sql.SQL(
                 "(SELECT {key} AS key, date, spend, api_requests AS requests, failed_requests AS failed"
                 " FROM {source} WHERE {dates} AND {conditions} AND {only})"
             ).format(key=key, source=source, dates=dates, conditions=conditions, only=only)
         return sql.SQL(
-            "(SELECT {key} AS key, date, sum(spend) AS spend, sum(api_requests) AS requests,"
-            " sum(failed_requests) AS failed FROM {source} WHERE {dates} AND {conditions} AND {only}"
+            "(SELECT {key} AS key, date, sum(spend{cast}) AS spend, sum(api_requests{cast}) AS requests,"
+            " sum(failed_requests{cast}) AS failed FROM {source} WHERE {dates} AND {conditions} AND {only}"
             " GROUP BY date, {key})"
-        ).format(key=key, source=source, dates=dates, conditions=conditions, only=only)
+        ).format(
+            key=key,
+            cast=sql.SQL("" if exact else "::float8"),
+            source=source,
+            dates=dates,
+            conditions=conditions,
+            only=only,
+        )
 
     # Two passes: the entities with a day that could pass (the checked days alone), then their series
     # (through the (entity, date) indexes). Grouping by date first lets Postgres walk the facts' key.
@@ -308,7 +316,7 @@ async def _daily_series(
         " SELECT DISTINCT key FROM {checked} AS day WHERE {enough} AND ({could}))"
         " SELECT key, date, spend::float8, spend::text, requests, failed FROM {every} AS day"
     ).format(
-        checked=daily(sql.SQL("date = ANY(%(checked)s::date[])")),
+        checked=daily(sql.SQL("date = ANY(%(checked)s::date[])"), exact=False),
         every=daily(
             sql.SQL("date BETWEEN %(start)s AND %(end)s AND date = ANY(%(days)s::date[])"),
             sql.SQL("{} IN (SELECT key FROM candidates)").format(key),

@@ -94,6 +94,7 @@
     $("refresh").hidden = roles.indexOf("ADMIN") < 0;
     $("tabs").querySelector('[data-table="user"]').hidden = !everyone();
     $("tabs").querySelector('[data-table="provider"]').hidden = !everyone();
+    ["anomalies-by", "movers-by"].forEach(function (id) { $(id).querySelector('[value="USER"]').hidden = !everyone(); });
     $("scope").textContent = everyone() ? "· all users" : "· my usage";
     document.title = (everyone() ? "Usage" : "My usage") + " · usage-gateway";
     load(UG.state.parse(window.location.search), false);

@@ -442,7 +442,9 @@
       button.disabled = true;
       UG.actions.refreshToday(token, $("export-status"), function (error) {
         button.disabled = false;
-        if (!error) load(view, false);
+        if (error) return;
+        UG.insights.forget(); // today's numbers may have changed: the insights too
+        load(view, false);
       });
     });
     $("export").addEventListener("click", function () {

@@ -12,6 +12,8 @@ import csv
 import json
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import psycopg
 import pytest
+from graphql import build_schema, parse, validate
 from playwright.sync_api import Browser, BrowserContext, Route, expect
 
 from tests.browser import PageLog, admin_token, launched_chromium, served_gateway
@@ -883,6 +886,35 @@ def test_a_bad_token_is_refused_with_a_message(browser: Browser, database_url: s
         assert log.refused == []
         assert log.errors_but_unauthenticated() == []
         page.close()
+
+
+# Runs api.js in node with a stand-in `fetch` that records each document the page would send.
+_DOCUMENTS = """
+globalThis.window = {}; globalThis.UG = {};
+globalThis.document = {getElementById: () => ({textContent: '{"endpoint": "/graphql"}'})};
+const sent = [];
+globalThis.fetch = (url, options) => {
+  sent.push(JSON.parse(options.body).query);
+  return new Promise(() => {});
+};
+eval(require("fs").readFileSync(process.argv[1], "utf8"));
+for (const [name, send] of Object.entries(UG.api)) if (typeof send === "function") send("token", {}, "CSV");
+console.log(JSON.stringify(sent));
+"""
+
+
+def test_every_document_the_page_sends_is_valid_against_the_exported_schema() -> None:
+    # A renamed or dropped field in schema/schema.graphql fails here at once, without a browser.
+    node = shutil.which("node")
+    assert node, "node is not installed: `make setup` installs it"
+    script = REPO / "server" / "static" / "dashboard" / "api.js"
+    out = subprocess.run([node, "-e", _DOCUMENTS, str(script)], capture_output=True, text=True, check=True)
+    documents = json.loads(out.stdout)
+    names = {document.split("(")[0].split("{")[0].split()[-1] for document in documents}
+    assert {"Dashboard", "Breakdown", "TagOptions", "Budgets", "Forecast", "Anomalies", "Movers"} <= names
+    schema = build_schema((REPO / "schema" / "schema.graphql").read_text(encoding="utf-8"))
+    for document in documents:
+        assert [error.message for error in validate(schema, parse(document))] == [], document
 
 
 def test_serve_with_the_dashboard_stops_with_one_line_when_its_assets_are_missing(tmp_path: Path) -> None:

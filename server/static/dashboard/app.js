@@ -208,6 +208,11 @@
     UG.insights.load(token, filter, {
       view: function () { return view; },
       open: function (next) { cursors = []; load(next, true); },
+      filter: function (kind, id) {
+        var changes = {};
+        changes[kind] = view[kind].concat([id]);
+        go(changes);
+      },
       redraw: function () { if (shown) UG.trend.draw($("chart"), shown.usage, view, UG.insights.current(shown.filter)); },
     });
   }

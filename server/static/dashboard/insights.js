@@ -7,6 +7,8 @@ UG.insights = (function () {
   var f = UG.format;
   var SHOWN = { budgets: 10, anomalies: 10, movers: 8 };
   var ENTITIES = { API_KEY: "Key", USER: "User", TEAM: "Team", MODEL: "Model", PROVIDER: "Provider" };
+  // The view's filter list an entity of each dimension goes into (a mover's name filters on it).
+  var FILTERS = { API_KEY: "keys", USER: "users", TEAM: "teams", MODEL: "models", PROVIDER: "providers" };
   var STATUS = {
     EXCEEDED: { mark: "✕", text: "Exceeded", tone: "bad" },
     AT_RISK: { mark: "!", text: "At risk", tone: "warn" },
@@ -171,7 +173,7 @@ UG.insights = (function () {
 
   // ---- Top movers ----------------------------------------------------------------------------------
 
-  function drawMovers(answer) {
+  function drawMovers(answer, hooks) {
     var note = problem(answer, "movers", "Top movers");
     if (note) { say("movers", note); return; }
     var connection = answer.data.usage.movers;
@@ -181,7 +183,14 @@ UG.insights = (function () {
       var item = element("li", "mover");
       item.setAttribute("data-id", mover.id);
       var head = element("div", "budget-head");
-      head.appendChild(element("span", "budget-name", mover.name || mover.id));
+      var kind = FILTERS[mover.dimension];
+      var chosen = hooks.view()[kind].indexOf(mover.id) >= 0;
+      var name = element("button", "row-link budget-name", mover.name || mover.id);
+      name.type = "button";
+      name.title = (chosen ? "Already filtered on " : "Filter on ") + (mover.name || mover.id);
+      name.disabled = chosen;
+      name.addEventListener("click", function () { hooks.filter(kind, mover.id); });
+      head.appendChild(name);
       var up = mover.change >= 0;
       var badge = element("span", "status " + (mover.status === "CHANGED" ? "" : "neutral"));
       var arrow = element("span", "", (up ? "▲" : "▼") + " ");
@@ -235,7 +244,8 @@ UG.insights = (function () {
   // ---- The page's entry points ---------------------------------------------------------------------
 
   // After a view is drawn: ask for what changed. `hooks`: view() the current view, open(view) follows a
-  // link, redraw() redraws the chart (with `current()`'s forecast).
+  // link, filter(kind, id) adds an entity to the filter, redraw() redraws the chart (with `current()`'s
+  // forecast).
   function load(token, filter, hooks) {
     var view = hooks.view();
     var key = JSON.stringify(filter);
@@ -252,7 +262,7 @@ UG.insights = (function () {
     }, function (answer) { drawAnomalies(answer, hooks); });
     refresh("movers", key + view.movers, function () {
       return UG.api.movers(token, { filter: filter, dimension: view.movers, first: SHOWN.movers });
-    }, drawMovers);
+    }, function (answer) { drawMovers(answer, hooks); });
   }
 
   // The forecast for the chart when it is the one of `filter` (else null: the chart draws without).

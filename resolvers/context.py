@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -13,6 +14,7 @@ from usage_gateway.datasources.answer_cache import AnswerCache
 from usage_gateway.datasources.daycache.days import DayCache, RangeReport
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.facts.aggregates import FactFilter
+from usage_gateway.datasources.insights.budgets import BudgetState, Scope
 from usage_gateway.datasources.litellm.client import LiteLLMClient
 from usage_gateway.resolvers.download_links import DownloadLinks
 from usage_gateway.resolvers.limits import Limits
@@ -88,6 +90,10 @@ class Context:
     checked_filters: dict[tuple[object, ...], FactFilter] = field(default_factory=dict)
     # Tag days (/tag/daily/activity): read only by queries that filter or group by a tag.
     tag_days: DayCache | None = None
+    # Budgets being judged in this request, by (scope, as-of day, today) (``resolvers.insights.budgets``).
+    budget_states: dict[tuple[Scope, date, date], asyncio.Future[list[BudgetState]]] = field(
+        default_factory=dict
+    )
 
     def note(self, report: RangeReport) -> None:
         """Remember ``report`` (how fresh the answer is) and tell the client about its missing days (as

@@ -232,31 +232,61 @@ async def test_budget_spend_rate_and_status_follow_the_facts(
             assert not got.complete
 
 
+def spent_on(day: date, spend: str) -> Fact:
+    """One fact of key 0, owned by alice, in team-a."""
+    return Fact(
+        date=day,
+        api_key=KEYS[0],
+        litellm_user_id="u1",
+        model="gpt-4o",
+        provider="openai",
+        user_id="alice",
+        spend=Decimal(spend),
+        prompt_tokens=0,
+        completion_tokens=0,
+        cache_read_input_tokens=0,
+        cache_creation_input_tokens=0,
+        total_tokens=0,
+        api_requests=1,
+        successful_requests=1,
+        failed_requests=0,
+        total_response_time_ms=0,
+        timed_requests=0,
+        team_id="team-a",
+    )
+
+
+@pytest.mark.parametrize(
+    ("entity", "entity_id"),
+    [(BudgetEntity.API_KEY, KEYS[0]), (BudgetEntity.USER, "alice"), (BudgetEntity.TEAM, "team-a")],
+)
+async def test_spend_before_the_period_does_not_reach_the_limit(
+    db: Database, entity: BudgetEntity, entity_id: str
+) -> None:
+    """A weekly budget (from Monday) whose limit is passed on Tuesday, after a big spend the week before:
+    the earlier spend is read for the rate, never toward the limit."""
+    monday = BASE + timedelta(days=21)  # BASE is a Monday
+    rows = [
+        spent_on(monday - timedelta(days=3), "40"),
+        spent_on(monday, "10"),
+        spent_on(monday + timedelta(days=1), "15"),
+    ]
+    await replace_facts(db, rows)
+    await write_days(db, ["closed"] * DAYS)
+    budget = BudgetSetting(entity, entity_id, entity_id, None, Decimal(20), "7d", None, None, None, None)
+    as_of = monday + timedelta(days=2)
+    [state] = await states(db, [budget], as_of, as_of)
+    assert (state.period.start, state.spend, state.status, state.run_out) == (
+        monday,
+        Decimal(25),
+        BudgetStatus.EXCEEDED,
+        monday + timedelta(days=1),
+    )
+
+
 async def test_reaching_the_limit_exactly_is_exceeded_on_that_day(db: Database) -> None:
     day = BASE + timedelta(days=3)
-    rows = [
-        Fact(
-            date=day + timedelta(days=n),
-            api_key=KEYS[0],
-            litellm_user_id="u1",
-            model="gpt-4o",
-            provider="openai",
-            user_id="alice",
-            spend=Decimal(spend),
-            prompt_tokens=0,
-            completion_tokens=0,
-            cache_read_input_tokens=0,
-            cache_creation_input_tokens=0,
-            total_tokens=0,
-            api_requests=1,
-            successful_requests=1,
-            failed_requests=0,
-            total_response_time_ms=0,
-            timed_requests=0,
-            team_id="team-a",
-        )
-        for n, spend in enumerate(["0.5", "0.25", "0.25", "3"])
-    ]
+    rows = [spent_on(day + timedelta(days=n), spend) for n, spend in enumerate(["0.5", "0.25", "0.25", "3"])]
     await replace_facts(db, rows)
     await write_days(db, ["closed"] * DAYS)
     budget = BudgetSetting(

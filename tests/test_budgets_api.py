@@ -143,6 +143,15 @@ async def test_budgets_where_they_stand_ordered_and_paged(
         early_bob = next(n for n in early["usage"]["budgets"]["nodes"] if n["id"] == "bob")
         assert (early_bob["asOf"], early_bob["spend"], early_bob["status"]) == ("2026-11-05", 25.0, "AT_RISK")
 
+        # A page asking for the list and its counts by status (aliases) judges the budgets once.
+        counts = """query ($filter: UsageFilter!) { usage(filter: $filter) {
+          all: budgets(first: 10) { totalCount } exceeded: budgets(status: EXCEEDED) { totalCount }
+          atRisk: budgets(status: AT_RISK) { totalCount } } }"""
+        once, _ = await gw.statements(QUERY, {"filter": MONTH, "first": 10})
+        thrice, data = await gw.statements(counts, {"filter": MONTH})
+        assert [data["usage"][name]["totalCount"] for name in ("all", "exceeded", "atRisk")] == [5, 1, 2]
+        assert thrice == once
+
 
 async def test_a_user_sees_only_their_own_user_and_key_budgets(
     litellm_url: str, database_url: str, redis_url: str

@@ -8,12 +8,15 @@ their keys' budgets, never a team's: a team budget's spend is the whole team's, 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 from dataclasses import dataclass, replace
+from datetime import date
 
 from usage_gateway.datasources.directory.budgets import BudgetEntity
+from usage_gateway.datasources.facts.aggregates import FactFilter
 from usage_gateway.datasources.insights import budgets as data
 from usage_gateway.datasources.insights.budgets import BudgetState, BudgetStatus, Scope
 from usage_gateway.errors import BadUserInput
@@ -72,6 +75,15 @@ def check_arguments(under: RequestedFilter | None, after: str | None) -> None:
         )
 
 
+async def _judge(ctx: Context, f: FactFilter, scope: Scope, as_of: date, today: date) -> list[BudgetState]:
+    """Every budget ``scope`` shows, judged as of ``as_of`` (the days it reads made present first)."""
+    found = await data.settings(ctx.db, scope) if scope.entities else []
+    if found:
+        start = data.reads_from(found, as_of, ctx.limits.max_range_days)
+        await ensure_days(ctx, replace(f, tags=None), start, as_of)
+    return await data.states(ctx.db, found, as_of, today)
+
+
 async def budgets(
     ctx: Context,
     request: UsageRequest,
@@ -96,15 +108,15 @@ async def budgets(
     if not reads_everyone(ctx.viewer):
         entities = tuple(e for e in entities if e is not BudgetEntity.TEAM)
     scope = Scope(f.user_ids, f.api_keys, f.team_ids, entities)
-    found = await data.settings(ctx.db, scope) if entities else []
     today = ctx.days.today()
     as_of = min(f.date_to, today)
-    if found:
-        start = data.reads_from(found, as_of, ctx.limits.max_range_days)
-        await ensure_days(ctx, replace(f, tags=None), start, as_of)
-    states = await data.states(ctx.db, found, as_of, today)
-    if status is not None:
-        states = [state for state in states if state.status is status]
+    # A page asking for budgets several times (aliases: the list, and counts by status) judges them once:
+    # sibling fields resolve concurrently, so the first one's task is shared.
+    judging = ctx.budget_states.get((scope, as_of, today))
+    if judging is None:
+        judging = asyncio.ensure_future(_judge(ctx, f, scope, as_of, today))
+        ctx.budget_states[(scope, as_of, today)] = judging
+    states = [state for state in await judging if status is None or state.status is status]
     states.sort(key=_sort_key)
     if after is not None:
         cursor = decode_cursor(after)

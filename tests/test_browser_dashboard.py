@@ -550,7 +550,10 @@ def refusal(demo: Demo, query: str, variables: dict[str, Any]) -> str:
 
 @pytest.mark.slow
 def test_teams_tags_and_side_breakdowns_filter_and_show_the_api_numbers(browser: Browser, demo: Demo) -> None:
-    board = open_dashboard(browser, demo, bypass_csp=True).sign_in(demo, demo.admin, "?range=7d")
+    # Two days: a tag filter reads LiteLLM's tag activity of the range and of the period before it.
+    today = datetime.now(UTC).date()
+    two_days = f"?range=custom&from={today - timedelta(days=1)}&to={today}"
+    board = open_dashboard(browser, demo, bypass_csp=True).sign_in(demo, demo.admin, two_days)
     page = board.page
     days = board.filter()
     span = {"from": days["from"], "to": days["to"]}
@@ -576,6 +579,8 @@ def test_teams_tags_and_side_breakdowns_filter_and_show_the_api_numbers(browser:
     in_team = api(demo, demo.admin, TEAMS_AND_TAGS, {**span, "teamIds": [team["id"]], "tags": False})
     assert offered == {key["id"] for key in in_team["filterOptions"]["apiKeys"]}
     assert offered < {key["id"] for key in teams["apiKeys"]}
+    page.keyboard.press("Escape")  # closes the picker
+    expect(page.locator('details[data-filter="keys"] input[type="search"]')).to_be_hidden()
     board.act(lambda: page.get_by_role("button", name=f"Remove filter Team {team['alias']}").click())
     assert "team=" not in page.url
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from usage_gateway.datasources.facts.grain import METRIC_COLUMNS
 from usage_gateway.datasources.facts.side_breakdowns import SideRollup
 
 # The column of usage_facts each side roll-up's bucket becomes in the relation.
@@ -22,25 +23,12 @@ BUCKET_COLUMN = {
     SideRollup.ENDPOINT: "endpoint",
     SideRollup.MCP_SERVER: "mcp_tool",
 }
-_METRICS = (
-    "spend",
-    "prompt_tokens",
-    "completion_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "total_tokens",
-    "api_requests",
-    "successful_requests",
-    "failed_requests",
-    "total_response_time_ms",
-    "timed_requests",
-)
 
 
 def side_facts(rollup: SideRollup, *, owners: bool) -> sql.Composable:
     """The relation ``usage_facts`` of ``rollup``'s parts; with ``owners``, each part's ``user_id`` and
     ``team_id`` (else NULL). Reads the ``date_from`` and ``date_to`` parameters of the filter's clause."""
-    metrics = sql.SQL(", ").join(sql.Identifier("b", name) for name in _METRICS)
+    metrics = sql.SQL(", ").join(sql.Identifier("b", name) for name in METRIC_COLUMNS)
     people: sql.Composable
     if owners:
         people = sql.SQL("o.users[1] AS user_id, o.team_id")

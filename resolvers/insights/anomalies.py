@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from usage_gateway.datasources.directory import lookups as directory
 from usage_gateway.datasources.facts.vocabulary import Dimension, FactFilter
 from usage_gateway.datasources.insights.anomalies import (
     ANOMALY_DIMENSIONS,
@@ -20,6 +19,7 @@ from usage_gateway.errors import BadUserInput
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.filters import check_first
 from usage_gateway.resolvers.insights import cursors
+from usage_gateway.resolvers.insights.names import identify
 from usage_gateway.resolvers.usage import UsageRequest, ensure_days
 
 _CURSOR = "anomalies"
@@ -157,23 +157,12 @@ async def anomalies(
 async def _nodes(
     ctx: Context, dimension: Dimension, f: FactFilter, found: list[Anomaly]
 ) -> list[AnomalyNode]:
-    """Each anomaly with its entity's id and name, and its link (one directory lookup at most)."""
-    keys = sorted({a.key for a in found})
-    ids: dict[str, str] = {key: key for key in keys}
-    names: dict[str, str | None] = {}
-    if dimension is Dimension.USER:
-        users = await directory.users_by_ids(ctx.db, keys)
-        names = {key: user.username or user.email for key, user in users.items()}
-    elif dimension is Dimension.TEAM:
-        teams = await directory.teams_by_ids(ctx.db, keys)
-        names = {key: team.alias for key, team in teams.items()}
-    buckets = [*(keys if dimension is Dimension.API_KEY else ()), *(f.api_keys or ())]
-    records = await directory.api_keys_by_token_hashes(ctx.db, buckets)
-    key_ids = {bucket: record.id for bucket, record in records.items()}
-    if dimension is Dimension.API_KEY:
-        ids = {key: key_ids.get(key, key) for key in keys}
-        names = {bucket: record.key_alias or record.name for bucket, record in records.items()}
-    filter_keys = None if f.api_keys is None else tuple(sorted(key_ids.get(k, k) for k in f.api_keys))
+    """Each anomaly with its entity's id and name, and its link (two directory lookups at most)."""
+    ids, names = await identify(ctx.db, dimension, sorted({a.key for a in found}))
+    filter_keys = None
+    if f.api_keys is not None:
+        key_ids, _ = await identify(ctx.db, Dimension.API_KEY, f.api_keys)
+        filter_keys = tuple(sorted(key_ids.values()))
     nodes = []
     for a in found:
         entity = (ids[a.key],)

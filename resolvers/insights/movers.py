@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from usage_gateway.datasources.directory import lookups as directory
 from usage_gateway.datasources.facts.vocabulary import USAGE_DIMENSIONS, Dimension, OrderMetric
 from usage_gateway.datasources.insights.movers import Mover, find_movers
 from usage_gateway.errors import BadUserInput
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.filters import check_first
 from usage_gateway.resolvers.insights import cursors
+from usage_gateway.resolvers.insights.names import identify
 from usage_gateway.resolvers.usage import UsageRequest, ensure_days, previous_filter
 
 _CURSOR = "movers"
@@ -97,17 +97,5 @@ async def movers(
 
 async def _named(ctx: Context, dimension: Dimension, page: list[Mover]) -> list[MoverNode]:
     """The page's movers with their entity's id and display name (one directory lookup at most)."""
-    keys = [mover.key for mover in page]
-    ids = {key: key for key in keys}
-    names: dict[str, str | None] = {}
-    if dimension is Dimension.USER:
-        users = await directory.users_by_ids(ctx.db, keys)
-        names = {key: user.username or user.email for key, user in users.items()}
-    elif dimension is Dimension.TEAM:
-        teams = await directory.teams_by_ids(ctx.db, keys)
-        names = {key: team.alias for key, team in teams.items()}
-    elif dimension is Dimension.API_KEY:
-        records = await directory.api_keys_by_token_hashes(ctx.db, keys)
-        ids.update({bucket: record.id for bucket, record in records.items()})
-        names = {bucket: record.key_alias or record.name for bucket, record in records.items()}
+    ids, names = await identify(ctx.db, dimension, [mover.key for mover in page])
     return [MoverNode(mover, ids[mover.key], names.get(mover.key)) for mover in page]

@@ -17,11 +17,11 @@ import time
 
 import psycopg
 
+from bench import cluster
 from bench.gateway import open_gateway
-from bench.reference_data import ReferenceData, Scale, fill_gateway
+from bench.reference_data import Scale
 from bench.report import median
 from usage_gateway.devtools.local_services import LocalPostgres, LocalRedis
-from usage_gateway.migrations import apply_migrations
 
 FILLED_DAYS = 45
 QUERY = """query($f: UsageFilter!, $status: BudgetStatus) {
@@ -43,12 +43,8 @@ SELECT 'API_KEY', k.token_hash,
 
 
 def fill(pg: LocalPostgres, scale: Scale) -> tuple[str, float, int]:
-    with psycopg.connect(pg.url, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE budgets")
-    url = pg.url_for("budgets")
-    apply_migrations(url)
     began = time.perf_counter()
-    fill_gateway(url, ReferenceData(scale), range(scale.days - FILLED_DAYS, scale.days))
+    url = cluster.fill(pg, "budgets", scale, FILLED_DAYS).url
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT setseed(0.5)")
         budgets = conn.execute(_BUDGETS, {"last": scale.last_day}).rowcount

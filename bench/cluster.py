@@ -66,15 +66,17 @@ def cache_key(scales: Mapping[str, Scale]) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def fill(pg: LocalPostgres, name: str, scale: Scale) -> DataSet:
-    """A migrated database ``name`` holding the data set at ``scale``, vacuumed and analysed."""
+def fill(pg: LocalPostgres, name: str, scale: Scale, last_days: int | None = None) -> DataSet:
+    """A migrated database ``name`` holding the data set at ``scale`` (its last ``last_days`` days, or
+    all), vacuumed and analysed."""
     with psycopg.connect(pg.url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name}")
         conn.execute(f"CREATE DATABASE {name}")
     url = pg.url_for(name)
     apply_migrations(url)
     began = time.perf_counter()
-    facts = fill_gateway(url, ReferenceData(scale))
+    days = None if last_days is None else range(scale.days - last_days, scale.days)
+    facts = fill_gateway(url, ReferenceData(scale), days)
     seconds = time.perf_counter() - began
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE)")  # the steady state autovacuum would reach, before anything is timed

@@ -8,6 +8,7 @@ an admin token, and :func:`ask` times one ``usage`` query.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import time
@@ -72,6 +73,13 @@ async def ask(
     if response.status_code != 200 or "errors" in body:
         raise RuntimeError(str(body)[:500])
     return ms, body["data"]["usage"]
+
+
+def demo_main(measure: Measure, description: str) -> None:
+    """A benchmark's command line: ``--seed`` of the demo data set, then :func:`run_on_demo`."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=7)
+    run_on_demo(measure, parser.parse_args().seed)
 
 
 def run_on_demo(measure: Measure, seed: int) -> None:

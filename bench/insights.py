@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from datetime import timedelta
 from typing import Any
 
-import psycopg
-
+from bench import cluster
 from bench.gateway import open_gateway
-from bench.reference_data import ReferenceData, Scale, fill_gateway
+from bench.reference_data import Scale
 from bench.report import median
 from usage_gateway.devtools.local_services import LocalPostgres, LocalRedis
-from usage_gateway.migrations import apply_migrations
 
 RANGE_DAYS = 30
 FILLED_DAYS = 60  # the range, and before it the longer of the baselines (28 days) and the previous period
@@ -39,15 +36,8 @@ MOVERS = """query($f: UsageFilter!, $d: MoverDimension!) {
 
 def fill(pg: LocalPostgres, scale: Scale) -> tuple[str, float]:
     """A migrated database holding the data set's last FILLED_DAYS days, and the seconds filling took."""
-    with psycopg.connect(pg.url, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE insights")
-    url = pg.url_for("insights")
-    apply_migrations(url)
-    began = time.perf_counter()
-    fill_gateway(url, ReferenceData(scale), range(scale.days - FILLED_DAYS, scale.days))
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM (ANALYZE)")
-    return url, time.perf_counter() - began
+    filled = cluster.fill(pg, "insights", scale, FILLED_DAYS)
+    return filled.url, filled.fill_seconds
 
 
 async def measure(url: str, redis_url: str, scale: Scale, repeat: int) -> list[dict[str, Any]]:

@@ -12,10 +12,9 @@ each query (the first makes the days present from LiteLLM; answer cache off).
 
 from __future__ import annotations
 
-import argparse
 from datetime import date, datetime, timedelta
 
-from bench.demo_gateway import ask, demo_client, run_on_demo
+from bench.demo_gateway import ask, demo_client, demo_main
 
 MOVERS = """query($f: UsageFilter!, $d: MoverDimension!) {
   usage(filter: $f) { previousPeriod { spend } totals { spend }
@@ -65,9 +64,7 @@ async def measure(database_url: str, litellm_url: str, now: datetime) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=7)
-    run_on_demo(measure, parser.parse_args().seed)
+    demo_main(measure, __doc__ or "")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,28 @@ async def test_budgets_where_they_stand_ordered_and_paged(
         assert thrice == once
 
 
+async def test_a_key_outside_the_directory_is_named_as_litellm_names_it(
+    litellm_url: str, database_url: str, redis_url: str
+) -> None:
+    clock = clock_at(datetime.combine(TODAY, time(12), UTC))
+    async with litellm_gateway(database_url, redis_url, litellm_url, clock=clock) as gw:
+        await seed(gw)
+        outside = "c" * 64  # in LiteLLM's activity (litellm_keys), in no directory user's keys
+        async with gw.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO litellm_keys (api_key, key_alias, last_seen) VALUES (%s, 'ci-bot', %s)",
+                (outside, TODAY),
+            )
+            await conn.execute(
+                "INSERT INTO budgets (entity, entity_id, max_budget, budget_duration)"
+                " VALUES ('API_KEY', %s, 10, '1mo')",
+                (outside,),
+            )
+        keys = (await gw.data(QUERY, {"filter": MONTH, "first": 10, "entity": "API_KEY"}))["usage"]["budgets"]
+        node = next(n for n in keys["nodes"] if n["id"] == outside)
+        assert (node["name"], node["spend"], node["status"]) == ("ci-bot", 0.0, "OK")
+
+
 async def test_a_user_sees_only_their_own_user_and_key_budgets(
     litellm_url: str, database_url: str, redis_url: str
 ) -> None:

@@ -169,13 +169,15 @@ def judge(
 _SETTINGS = """
 SELECT b.entity, b.entity_id,
        CASE b.entity WHEN 'API_KEY' THEN COALESCE(k.id, b.entity_id) ELSE b.entity_id END,
-       CASE b.entity WHEN 'API_KEY' THEN k.key_alias WHEN 'USER' THEN COALESCE(u.username, u.email)
-                     ELSE t.alias END,
+       CASE b.entity WHEN 'API_KEY' THEN COALESCE(k.key_alias, lk.key_alias)
+                     WHEN 'USER' THEN COALESCE(u.username, u.email) ELSE t.alias END,
        b.max_budget, b.budget_duration, b.budget_reset_at,
        CASE b.entity WHEN 'API_KEY' THEN k.created_at WHEN 'USER' THEN u.created_at END,
        k.user_id, k.team_id
   FROM budgets b
   LEFT JOIN api_keys k ON b.entity = 'API_KEY' AND k.token_hash = b.entity_id
+  -- a key outside the directory is named as LiteLLM's activity named it
+  LEFT JOIN litellm_keys lk ON b.entity = 'API_KEY' AND lk.api_key = b.entity_id
   LEFT JOIN users u ON b.entity = 'USER' AND u.id = b.entity_id
   LEFT JOIN teams t ON b.entity = 'TEAM' AND t.id = b.entity_id
  WHERE b.entity = ANY(%s)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 import math
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -55,16 +56,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.close()
 
 
-@st.composite
-def facts(draw: st.DrawFn) -> Fact:
+def spent_on(day: date, spend: str) -> Fact:
+    """One fact of key 0, owned by alice, in team-a."""
     return Fact(
-        date=BASE + timedelta(days=draw(st.integers(0, DAYS - 1))),
-        api_key=draw(st.sampled_from(KEYS[:3])),
+        date=day,
+        api_key=KEYS[0],
         litellm_user_id="u1",
-        model=draw(st.sampled_from(MODELS[:2])),
-        provider=draw(st.sampled_from(PROVIDERS[:2])),
-        user_id=draw(st.sampled_from(("alice", "bob", "unattributed"))),
-        spend=draw(st.sampled_from(["0", "0.5", "1.25", "3", "7.125", "40"]).map(Decimal)),
+        model="gpt-4o",
+        provider="openai",
+        user_id="alice",
+        spend=Decimal(spend),
         prompt_tokens=0,
         completion_tokens=0,
         cache_read_input_tokens=0,
@@ -75,6 +76,21 @@ def facts(draw: st.DrawFn) -> Fact:
         failed_requests=0,
         total_response_time_ms=0,
         timed_requests=0,
+        team_id="team-a",
+    )
+
+
+@st.composite
+def facts(draw: st.DrawFn) -> Fact:
+    return replace(
+        spent_on(
+            BASE + timedelta(days=draw(st.integers(0, DAYS - 1))),
+            draw(st.sampled_from(["0", "0.5", "1.25", "3", "7.125", "40"])),
+        ),
+        api_key=draw(st.sampled_from(KEYS[:3])),
+        model=draw(st.sampled_from(MODELS[:2])),
+        provider=draw(st.sampled_from(PROVIDERS[:2])),
+        user_id=draw(st.sampled_from(("alice", "bob", "unattributed"))),
         team_id=draw(st.sampled_from(("team-a", "Team-B", "no-team"))),
     )
 
@@ -230,30 +246,6 @@ async def test_budget_spend_rate_and_status_follow_the_facts(
         subday = budget.duration in UNTOLD
         if subday or (budget.duration is not None and budget.reset_at and budget.reset_at.hour):
             assert not got.complete
-
-
-def spent_on(day: date, spend: str) -> Fact:
-    """One fact of key 0, owned by alice, in team-a."""
-    return Fact(
-        date=day,
-        api_key=KEYS[0],
-        litellm_user_id="u1",
-        model="gpt-4o",
-        provider="openai",
-        user_id="alice",
-        spend=Decimal(spend),
-        prompt_tokens=0,
-        completion_tokens=0,
-        cache_read_input_tokens=0,
-        cache_creation_input_tokens=0,
-        total_tokens=0,
-        api_requests=1,
-        successful_requests=1,
-        failed_requests=0,
-        total_response_time_ms=0,
-        timed_requests=0,
-        team_id="team-a",
-    )
 
 
 @pytest.mark.parametrize(

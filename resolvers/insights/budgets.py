@@ -9,9 +9,6 @@ their keys' budgets, never a team's: a team budget's spend is the whole team's, 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -22,6 +19,7 @@ from usage_gateway.datasources.insights.budgets import BudgetState, BudgetStatus
 from usage_gateway.errors import BadUserInput
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.filters import RequestedFilter
+from usage_gateway.resolvers.insights import cursors
 from usage_gateway.resolvers.permissions import reads_everyone
 from usage_gateway.resolvers.usage import UsageRequest, ensure_days
 
@@ -42,19 +40,17 @@ def _sort_key(state: BudgetState) -> _SortKey:
 
 
 def encode_cursor(key: _SortKey) -> str:
-    return base64.urlsafe_b64encode(json.dumps([_CURSOR, *key]).encode()).decode()
+    share, entity, entity_id = key
+    return cursors.encode(_CURSOR, {"share": repr(share), "entity": entity, "id": entity_id})
 
 
 def decode_cursor(after: str) -> _SortKey:
+    position = cursors.decode(after, _CURSOR, ("share", "entity", "id"))
     try:
-        tag, share, entity, entity_id = json.loads(base64.urlsafe_b64decode(after.encode()))
-    except (ValueError, TypeError, binascii.Error):
-        raise BadUserInput("`after` is not a cursor of `budgets`") from None
-    if tag != _CURSOR or not isinstance(share, float | int) or not isinstance(entity, str):
-        raise BadUserInput("`after` is not a cursor of `budgets`")
-    if not isinstance(entity_id, str):
-        raise BadUserInput("`after` is not a cursor of `budgets`")
-    return float(share), entity, entity_id
+        share = float(position["share"])
+    except ValueError:
+        raise BadUserInput("`after` is not a cursor of this connection: malformed cursor") from None
+    return share, position["entity"], position["id"]
 
 
 def check_arguments(under: RequestedFilter | None, after: str | None) -> None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from usage_gateway.datasources.db import Database
+from usage_gateway.datasources.facts.vocabulary import Dimension
 
 UNATTRIBUTED = "unattributed"
 LITELLM_USER_PREFIX = "litellm:"
@@ -137,3 +138,24 @@ async def teams_of_user(db: Database, user_id: str) -> set[str]:
         (user_id,),
     )
     return {row[0] for row in rows}
+
+
+async def identify(
+    db: Database, dimension: Dimension, keys: Sequence[str]
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """(id, name) of each group key of ``dimension``, in one lookup at most: a key bucket's directory id
+    (byApiKey's ``apiKeyId``) and alias, a user's username or email, a team's alias; the key itself and
+    no name where the directory has none (models, providers, pseudo-users, outside keys)."""
+    ids = {key: key for key in keys}
+    names: dict[str, str | None] = {}
+    if dimension is Dimension.USER:
+        users = await users_by_ids(db, keys)
+        names = {key: user.username or user.email for key, user in users.items()}
+    elif dimension is Dimension.TEAM:
+        teams = await teams_by_ids(db, keys)
+        names = {key: team.alias for key, team in teams.items()}
+    elif dimension is Dimension.API_KEY:
+        records = await api_keys_by_token_hashes(db, keys)
+        ids.update({bucket: record.id for bucket, record in records.items()})
+        names = {bucket: record.key_alias or record.name for bucket, record in records.items()}
+    return ids, names

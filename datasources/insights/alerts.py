@@ -31,6 +31,7 @@ from psycopg.rows import TupleRow
 from usage_gateway.datasources.daycache.days import DayCache
 from usage_gateway.datasources.db import Database
 from usage_gateway.datasources.directory.budgets import BudgetEntity
+from usage_gateway.datasources.directory.lookups import identify
 from usage_gateway.datasources.facts.vocabulary import Dimension, FactFilter
 from usage_gateway.datasources.insights import budgets
 from usage_gateway.datasources.insights.anomalies import (
@@ -122,7 +123,7 @@ def budget_alerts(states: Sequence[BudgetState], thresholds: Sequence[int]) -> l
     return out
 
 
-def anomaly_alerts(anomalies: Sequence[Anomaly], names: Mapping[str, str]) -> list[Alert]:
+def anomaly_alerts(anomalies: Sequence[Anomaly], names: Mapping[str, str | None]) -> list[Alert]:
     out = []
     for anomaly in anomalies:
         label = _DIMENSION_LABELS[anomaly.dimension]
@@ -145,21 +146,6 @@ def anomaly_alerts(anomalies: Sequence[Anomaly], names: Mapping[str, str]) -> li
     return out
 
 
-_NAMES = {
-    Dimension.USER: "SELECT id, COALESCE(username, email) FROM users WHERE id = ANY(%s)",
-    Dimension.API_KEY: "SELECT token_hash, COALESCE(key_alias, name) FROM api_keys"
-    " WHERE token_hash = ANY(%s)",
-    Dimension.TEAM: "SELECT id, alias FROM teams WHERE id = ANY(%s)",
-}
-
-
-async def _names(db: Database, dimension: Dimension, keys: list[str]) -> dict[str, str]:
-    query = _NAMES.get(dimension)
-    if query is None or not keys:
-        return {}
-    return {str(row[0]): row[1] for row in await db.fetch_all(query, (keys,)) if row[1]}
-
-
 async def evaluate(
     db: Database,
     days: DayCache | None,
@@ -180,7 +166,7 @@ async def evaluate(
             await days.ensure(checked.date_from - timedelta(days=RULE.window_days), checked.date_to)
         for dimension in ANOMALY_DIMENSIONS:
             anomalies = await find_anomalies(db, dimension, checked)
-            names = await _names(db, dimension, sorted({a.key for a in anomalies}))
+            _, names = await identify(db, dimension, sorted({a.key for a in anomalies}))
             out.extend(anomaly_alerts(anomalies, names))
     return out
 

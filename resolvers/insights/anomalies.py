@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+from usage_gateway.datasources.directory.lookups import identify
 from usage_gateway.datasources.facts.vocabulary import Dimension, FactFilter
 from usage_gateway.datasources.insights.anomalies import (
     ANOMALY_DIMENSIONS,
@@ -19,7 +20,6 @@ from usage_gateway.errors import BadUserInput
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.filters import check_first
 from usage_gateway.resolvers.insights import cursors
-from usage_gateway.resolvers.insights.names import identify
 from usage_gateway.resolvers.usage import UsageRequest, ensure_days
 
 _CURSOR = "anomalies"

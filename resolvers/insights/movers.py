@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from usage_gateway.datasources.directory.lookups import identify
 from usage_gateway.datasources.facts.vocabulary import USAGE_DIMENSIONS, Dimension, OrderMetric
 from usage_gateway.datasources.insights.movers import Mover, find_movers
 from usage_gateway.errors import BadUserInput
 from usage_gateway.resolvers.context import Context
 from usage_gateway.resolvers.filters import check_first
 from usage_gateway.resolvers.insights import cursors
-from usage_gateway.resolvers.insights.names import identify
 from usage_gateway.resolvers.usage import UsageRequest, ensure_days, previous_filter
 
 _CURSOR = "movers"
